@@ -1,9 +1,9 @@
 package init
 
 import (
-	"encoding/json"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"

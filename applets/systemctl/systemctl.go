@@ -344,4 +344,3 @@ func isState(ctx context.Context, c *control.Client, verb string, opt options, n
 	}
 	return code
 }
-

@@ -59,10 +59,14 @@ func detectCgroups(dir string) (cgroupKind, error) {
 	}
 }
 
-// cgroup is one unit's group.
+// cgroup is one unit's group. Without cgroup v2, the process groups of the
+// unit's spawned processes are signalled too: they cover what a v1 group can
+// miss (a child that forks before it is moved in) and are all there is
+// without cgroups.
 type cgroup struct {
-	kind cgroupKind
-	path string // "" for noCgroups
+	kind   cgroupKind
+	path   string // "" for noCgroups
+	groups []int  // process group ids of the unit's spawned processes (owned by its lifecycle goroutine)
 }
 
 func newCgroup(kind cgroupKind, root, unit string) (*cgroup, error) {
@@ -115,14 +119,12 @@ func (c *cgroup) pids() []int {
 	return out
 }
 
-// signal sends sig to every process of the group; leader is the main
-// process, whose process group is signalled when there are no cgroups.
-func (c *cgroup) signal(leader int, sig syscall.Signal) {
-	if c.kind == noCgroups {
-		if leader > 0 {
-			syscall.Kill(-leader, sig)
+// signal sends sig to every process of the group.
+func (c *cgroup) signal(sig syscall.Signal) {
+	if c.kind != cgroupV2 {
+		for _, pg := range c.groups {
+			syscall.Kill(-pg, sig)
 		}
-		return
 	}
 	for _, pid := range c.pids() {
 		syscall.Kill(pid, sig)
@@ -131,11 +133,13 @@ func (c *cgroup) signal(leader int, sig syscall.Signal) {
 
 // kill SIGKILLs every process of the group until it is empty or the
 // deadline passes; it reports whether the group is empty.
-func (c *cgroup) kill(leader int, deadline time.Time) bool {
-	if c.kind == noCgroups {
-		if leader > 0 {
-			syscall.Kill(-leader, syscall.SIGKILL)
+func (c *cgroup) kill(deadline time.Time) bool {
+	if c.kind != cgroupV2 {
+		for _, pg := range c.groups {
+			syscall.Kill(-pg, syscall.SIGKILL)
 		}
+	}
+	if c.kind == noCgroups {
 		return true
 	}
 	if c.kind == cgroupV2 {
@@ -154,11 +158,6 @@ func (c *cgroup) kill(leader int, deadline time.Time) bool {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// empty reports whether no process is left in the group.
-func (c *cgroup) empty() bool {
-	return c.kind == noCgroups || len(c.pids()) == 0
 }
 
 // remove deletes the group's directory (it must be empty).

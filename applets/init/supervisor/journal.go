@@ -3,12 +3,12 @@ package supervisor
 import (
 	"bytes"
 	"cmp"
-	"slices"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 )
@@ -176,7 +176,6 @@ func (j *journal) pump(unit string, r *os.File) {
 		}
 	}
 }
-
 
 func (j *journal) logf(unit, format string, args ...any) {
 	j.append(unit, "init", fmt.Sprintf(format, args...))

@@ -22,12 +22,17 @@ var errStopped = errors.New("stop requested")
 // publish state.
 func (s *Supervisor) lifecycle(st *unitState, def *unit.Unit, r *run) {
 	defer close(r.done)
-	first := true
+	reported := false
+	report := func(err error) {
+		if !reported {
+			reported = true
+			r.started <- err
+		}
+	}
 	failStreak := 0
 	for {
 		began := time.Now()
-		res := s.attempt(st, def, r, first)
-		first = false
+		res := s.attempt(st, def, r, report)
 		stopped := isClosed(r.stop)
 		if time.Since(began) > 10*time.Second {
 			failStreak = 0
@@ -52,12 +57,13 @@ func (s *Supervisor) lifecycle(st *unitState, def *unit.Unit, r *run) {
 			st.run = nil
 		}
 		s.mu.Unlock()
+		report(res.err) // after the state is published, so Start's caller sees it
 		if res.remain {
 			// oneshot with RemainAfterExit: active until stopped.
 			<-r.stop
 			if cg, err := newCgroup(s.kind, s.cfg.CgroupRoot, st.name); err == nil {
 				s.stopCommands(st, def, cg, 0)
-				cg.kill(0, time.Now().Add(5*time.Second))
+				cg.kill(time.Now().Add(5*time.Second))
 				cg.remove()
 			}
 			s.mu.Lock()
@@ -99,6 +105,7 @@ type outcome struct {
 	exit   string // "status=1", "signal=KILL"
 	clean  bool   // exit 0 or a clean signal (for Restart=on-failure)
 	remain bool   // oneshot with RemainAfterExit that succeeded
+	err    error  // why the unit failed to start, for the caller of Start
 }
 
 func wantRestart(policy string, o outcome) bool {
@@ -113,15 +120,11 @@ func wantRestart(policy string, o outcome) bool {
 
 // attempt runs the unit once: conditions, ExecStartPre, the main command(s),
 // ExecStartPost, then waits for the main process to exit or for a stop.
-func (s *Supervisor) attempt(st *unitState, def *unit.Unit, r *run, first bool) (o outcome) {
+//
+// started is called once the unit counts as started while it keeps
+// running; an attempt that ends first reports through its outcome's err.
+func (s *Supervisor) attempt(st *unitState, def *unit.Unit, r *run, started func(error)) (o outcome) {
 	name := st.name
-	report := func(err error) {
-		if first {
-			r.started <- err
-			first = false
-		}
-	}
-	defer func() { report(nil) }() // a unit that ends successfully before "started" counts as started
 	for _, c := range def.Conditions {
 		_, err := os.Stat(c.Path)
 		if exists := err == nil; exists == c.Negate {
@@ -136,20 +139,18 @@ func (s *Supervisor) attempt(st *unitState, def *unit.Unit, r *run, first bool) 
 	env, err := s.environment(def)
 	if err != nil {
 		s.journal.logf(name, "Failed to load environment: %v", err)
-		report(fmt.Errorf("%s: %w", name, err))
-		return outcome{result: "resources"}
+		return withErr(outcome{result: "resources"}, fmt.Errorf("%s: %w", name, err))
 	}
 	cg, err := newCgroup(s.kind, s.cfg.CgroupRoot, name)
 	if err != nil {
 		s.journal.logf(name, "Failed to set up cgroup: %v", err)
-		report(fmt.Errorf("%s: %w", name, err))
-		return outcome{result: "resources"}
+		return withErr(outcome{result: "resources"}, fmt.Errorf("%s: %w", name, err))
 	}
 	s.mu.Lock()
 	st.cg = cg
 	s.mu.Unlock()
 	defer func() {
-		cg.kill(0, time.Now().Add(5*time.Second))
+		cg.kill(time.Now().Add(5*time.Second))
 		if err := cg.remove(); err != nil {
 			s.journal.logf(name, "%v", err)
 		}
@@ -159,22 +160,19 @@ func (s *Supervisor) attempt(st *unitState, def *unit.Unit, r *run, first bool) 
 
 	for _, c := range svc.ExecStartPre {
 		if o, ok := s.runStep(name, "ExecStartPre", c, env, def, cg, r, startTimeout); !ok {
-			report(fmt.Errorf("%s: ExecStartPre %s: %s", name, c.Argv[0], describe(o)))
-			return o
+			return withErr(o, fmt.Errorf("%s: ExecStartPre %s: %s", name, c.Argv[0], describe(o)))
 		}
 	}
 	s.setSub(st, "start")
 	if svc.Type == "oneshot" {
 		for _, c := range svc.ExecStart {
 			if o, ok := s.runStep(name, "ExecStart", c, env, def, cg, r, startTimeout); !ok {
-				report(fmt.Errorf("%s: ExecStart %s: %s", name, c.Argv[0], describe(o)))
-				return o
+				return withErr(o, fmt.Errorf("%s: ExecStart %s: %s", name, c.Argv[0], describe(o)))
 			}
 		}
 		for _, c := range svc.ExecStartPost {
 			if o, ok := s.runStep(name, "ExecStartPost", c, env, def, cg, r, startTimeout); !ok {
-				report(fmt.Errorf("%s: ExecStartPost %s: %s", name, c.Argv[0], describe(o)))
-				return o
+				return withErr(o, fmt.Errorf("%s: ExecStartPost %s: %s", name, c.Argv[0], describe(o)))
 			}
 		}
 		s.journal.logf(name, "Finished %s.", describeUnit(def))
@@ -185,8 +183,7 @@ func (s *Supervisor) attempt(st *unitState, def *unit.Unit, r *run, first bool) 
 	pid, wait, err := s.spawn(name, main.Expand(envMap(env)), env, def, cg)
 	if err != nil {
 		s.journal.logf(name, "Failed to start %s: %v", name, err)
-		report(fmt.Errorf("%s: %w", name, err))
-		return outcome{result: "resources", exit: "status=203/EXEC"}
+		return withErr(outcome{result: "resources", exit: "status=203/EXEC"}, fmt.Errorf("%s: %w", name, err))
 	}
 	s.mu.Lock()
 	st.mainPID = pid
@@ -196,12 +193,11 @@ func (s *Supervisor) attempt(st *unitState, def *unit.Unit, r *run, first bool) 
 	mainEnv := append(env, "MAINPID="+strconv.Itoa(pid))
 	for _, c := range svc.ExecStartPost {
 		if o, ok := s.runStep(name, "ExecStartPost", c, mainEnv, def, cg, r, startTimeout); !ok {
-			report(fmt.Errorf("%s: ExecStartPost %s: %s", name, c.Argv[0], describe(o)))
 			s.stopMain(st, def, cg, pid, wait)
-			return o
+			return withErr(o, fmt.Errorf("%s: ExecStartPost %s: %s", name, c.Argv[0], describe(o)))
 		}
 	}
-	report(nil)
+	started(nil)
 	select {
 	case ws := <-wait:
 		o := exitOutcome(ws)
@@ -237,7 +233,7 @@ func (s *Supervisor) stopMain(st *unitState, def *unit.Unit, cg *cgroup, pid int
 		sig = syscall.SIGTERM
 	}
 	syscall.Kill(pid, sig)
-	cg.signal(pid, sig)
+	cg.signal(sig)
 	var timeout <-chan time.Time
 	if t := def.Service.TimeoutStopSec; t > 0 {
 		timeout = time.After(t)
@@ -249,7 +245,7 @@ func (s *Supervisor) stopMain(st *unitState, def *unit.Unit, cg *cgroup, pid int
 		s.journal.logf(st.name, "State 'stop-sigterm' timed out. Killing.")
 		s.setActive(st, "deactivating", "stop-sigkill")
 		syscall.Kill(pid, syscall.SIGKILL)
-		cg.kill(pid, time.Now().Add(5*time.Second))
+		cg.kill(time.Now().Add(5*time.Second))
 		return <-wait, true
 	}
 }
@@ -282,12 +278,12 @@ func (s *Supervisor) runStep(name, what string, c unit.Command, env []string, de
 		return o, true
 	case <-deadline:
 		s.journal.logf(name, "%s %s timed out after %s. Killing.", what, argv[0], timeout)
-		cg.signal(pid, syscall.SIGKILL)
+		cg.signal(syscall.SIGKILL)
 		syscall.Kill(pid, syscall.SIGKILL)
 		<-wait
 		return outcome{result: "timeout"}, false
 	case <-stop:
-		cg.signal(pid, syscall.SIGTERM)
+		cg.signal(syscall.SIGTERM)
 		syscall.Kill(pid, syscall.SIGTERM)
 		<-wait
 		return outcome{result: "success", clean: true}, false
@@ -339,6 +335,7 @@ func (s *Supervisor) spawn(name string, argv, env []string, def *unit.Unit, cg *
 		pr.Close()
 		return 0, nil, fmt.Errorf("executing %s: %w", path, err)
 	}
+	cg.groups = append(cg.groups, pid) // a session leader: its pgid is its pid
 	if err := cg.adopt(pid); err != nil {
 		s.journal.logf(name, "moving pid %d into %s: %v", pid, cg.path, err)
 	}
@@ -472,4 +469,9 @@ func isClosed(c <-chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+func withErr(o outcome, err error) outcome {
+	o.err = err
+	return o
 }

@@ -123,6 +123,9 @@ func New(cfg Config) (*Supervisor, error) {
 		id, _ := os.ReadFile("/etc/machine-id")
 		cfg.Specifiers = map[rune]string{'H': host, 'm': strings.TrimSpace(string(id))}
 	}
+	if cfg.RuntimeDir != "" && !slices.Contains(cfg.UnitDirs, cfg.RuntimeDir) {
+		cfg.UnitDirs = append(slices.Clone(cfg.UnitDirs), cfg.RuntimeDir)
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
