@@ -63,7 +63,7 @@ func (s *Supervisor) lifecycle(st *unitState, def *unit.Unit, r *run) {
 			<-r.stop
 			if cg, err := newCgroup(s.kind, s.cfg.CgroupRoot, st.name); err == nil {
 				s.stopCommands(st, def, cg, 0)
-				cg.kill(time.Now().Add(5*time.Second))
+				cg.kill(time.Now().Add(5 * time.Second))
 				cg.remove()
 			}
 			s.mu.Lock()
@@ -150,7 +150,7 @@ func (s *Supervisor) attempt(st *unitState, def *unit.Unit, r *run, started func
 	st.cg = cg
 	s.mu.Unlock()
 	defer func() {
-		cg.kill(time.Now().Add(5*time.Second))
+		cg.kill(time.Now().Add(5 * time.Second))
 		if err := cg.remove(); err != nil {
 			s.journal.logf(name, "%v", err)
 		}
@@ -245,7 +245,7 @@ func (s *Supervisor) stopMain(st *unitState, def *unit.Unit, cg *cgroup, pid int
 		s.journal.logf(st.name, "State 'stop-sigterm' timed out. Killing.")
 		s.setActive(st, "deactivating", "stop-sigkill")
 		syscall.Kill(pid, syscall.SIGKILL)
-		cg.kill(time.Now().Add(5*time.Second))
+		cg.kill(time.Now().Add(5 * time.Second))
 		return <-wait, true
 	}
 }
