@@ -128,13 +128,14 @@ func (n *node) run(ctx context.Context, start time.Time, power chan string, emer
 		dirs = append(dirs, filepath.Join(n.root, d))
 	}
 	sup, err := supervisor.New(supervisor.Config{
-		UnitDirs:   dirs,
-		RuntimeDir: filepath.Join(n.root, runtimeUnitDir),
-		CgroupRoot: n.cgroup,
-		LogDir:     n.logDir,
-		Env:        n.env,
-		Specifiers: n.specifiers,
-		Logger:     n.log,
+		UnitDirs:          dirs,
+		RuntimeDir:        filepath.Join(n.root, runtimeUnitDir),
+		CgroupRoot:        n.cgroup,
+		EnableControllers: os.Getpid() == 1,
+		LogDir:            n.logDir,
+		Env:               n.env,
+		Specifiers:        n.specifiers,
+		Logger:            n.log,
 	})
 	if sup == nil {
 		return "", err

@@ -30,6 +30,10 @@ type Config struct {
 	// CgroupRoot is the cgroup directory under which each unit gets one of
 	// its own (v2, or one v1 hierarchy). Empty: no cgroups, process groups only.
 	CgroupRoot string
+	// EnableControllers turns on every available cgroup v2 controller for
+	// the units' cgroups (in CgroupRoot's parent and CgroupRoot). PID 1
+	// does; a supervisor under a host's cgroup tree should not.
+	EnableControllers bool
 	// LogDir, when set, receives UNIT.log files with every journal line.
 	LogDir string
 	// LogLines is how many lines of each unit the journal keeps in memory (default 1000).
@@ -138,7 +142,7 @@ func New(cfg Config) (*Supervisor, error) {
 		if err := os.MkdirAll(cfg.CgroupRoot, 0o755); err != nil {
 			return nil, fmt.Errorf("creating cgroup root: %w", err)
 		}
-		if kind == cgroupV2 {
+		if kind == cgroupV2 && cfg.EnableControllers {
 			enableControllers(filepath.Dir(cfg.CgroupRoot))
 			enableControllers(cfg.CgroupRoot)
 		}
