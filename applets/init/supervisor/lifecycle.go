@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -322,11 +323,16 @@ func (s *Supervisor) spawn(name string, argv, env []string, def *unit.Unit, cg *
 	if cgfd >= 0 {
 		defer syscall.Close(cgfd)
 	}
+	cred, err := credential(def.Service.User, def.Service.Group)
+	if err != nil {
+		pr.Close()
+		return 0, nil, err
+	}
 	attr := &syscall.ProcAttr{
 		Dir:   dir,
 		Env:   env,
 		Files: []uintptr{null.Fd(), pw.Fd(), pw.Fd()},
-		Sys:   &syscall.SysProcAttr{Setsid: true, UseCgroupFD: cgfd >= 0, CgroupFD: max(cgfd, 0)},
+		Sys:   &syscall.SysProcAttr{Setsid: true, UseCgroupFD: cgfd >= 0, CgroupFD: max(cgfd, 0), Credential: cred},
 	}
 	pid, wait, err := s.reaper.spawn(func() (int, error) {
 		return syscall.ForkExec(path, argv, attr)
@@ -341,6 +347,45 @@ func (s *Supervisor) spawn(name string, argv, env []string, def *unit.Unit, cg *
 	}
 	go s.journal.pump(name, pr)
 	return pid, wait, nil
+}
+
+// credential resolves User= and Group= (names or numbers); nil means root,
+// unchanged. A user's primary group is used when Group= is empty, and its
+// supplementary groups are set.
+func credential(userName, groupName string) (*syscall.Credential, error) {
+	if userName == "" && groupName == "" {
+		return nil, nil
+	}
+	cred := &syscall.Credential{}
+	if userName != "" {
+		u, err := user.Lookup(userName)
+		if err != nil {
+			if u, err = user.LookupId(userName); err != nil {
+				return nil, fmt.Errorf("User=%s: %w", userName, err)
+			}
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		cred.Uid, cred.Gid = uint32(uid), uint32(gid)
+		if ids, err := u.GroupIds(); err == nil {
+			for _, id := range ids {
+				if g, err := strconv.Atoi(id); err == nil {
+					cred.Groups = append(cred.Groups, uint32(g))
+				}
+			}
+		}
+	}
+	if groupName != "" {
+		g, err := user.LookupGroup(groupName)
+		if err != nil {
+			if g, err = user.LookupGroupId(groupName); err != nil {
+				return nil, fmt.Errorf("Group=%s: %w", groupName, err)
+			}
+		}
+		gid, _ := strconv.Atoi(g.Gid)
+		cred.Gid = uint32(gid)
+	}
+	return cred, nil
 }
 
 // lookPath resolves a command name against the unit's PATH; absolute and

@@ -472,3 +472,27 @@ func TestBootTargetsAndStopAllOrder(t *testing.T) {
 		t.Fatalf("stop order %q, want second then first", got)
 	}
 }
+
+func TestUserAndGroup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("User= needs root: skipped when not root")
+	}
+	h := newHarness(t, map[string]string{
+		"asnobody.service": "[Service]\nType=oneshot\nUser=nobody\nGroup=nogroup\nExecStart=/bin/sh -c 'echo uid=$(id -u) gid=$(id -g)'\n",
+		"ghost.service":    "[Service]\nUser=no-such-user-here\nExecStart=/bin/true\n",
+	})
+	if err := h.sup.Start(h.ctx(), "asnobody.service"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("the unit's output", func() bool {
+		for _, e := range h.sup.Logs("asnobody.service", 0) {
+			if e.Message == "uid=65534 gid=65534" {
+				return true
+			}
+		}
+		return false
+	})
+	if err := h.sup.Start(h.ctx(), "ghost.service"); err == nil || !strings.Contains(err.Error(), "no-such-user-here") {
+		t.Fatalf("unknown user: %v", err)
+	}
+}

@@ -21,6 +21,7 @@ type Unit struct {
 
 	// [Unit]
 	Description                    string
+	Documentation                  []string    // URLs, kept for systemctl status
 	After, Before, Requires, Wants []string    // unit names, each once, in order of first mention
 	Conditions                     []Condition // ConditionPathExists=, all must hold
 
@@ -68,6 +69,7 @@ type Service struct {
 	EnvironmentFiles []EnvironmentFile // in order; read them with ParseEnvironmentFile
 
 	WorkingDirectory string         // absolute, or "" for the default
+	User, Group      string         // name or number to run as; "" for root
 	KillSignal       syscall.Signal // default SIGTERM
 	RemainAfterExit  bool
 }
@@ -355,6 +357,13 @@ func (p *parser) unitKey(n int, key, value string) error {
 		d, err := p.expand(n, key, value)
 		u.Description = d
 		return err
+	case "Documentation":
+		if value == "" {
+			u.Documentation = nil
+			return nil
+		}
+		u.Documentation = append(u.Documentation, strings.Fields(value)...)
+		return nil
 	case "After":
 		return p.names(n, key, value, &u.After)
 	case "Before":
@@ -507,6 +516,19 @@ func (p *parser) serviceKey(n int, key, value string) error {
 		}
 		f.Path = path
 		s.EnvironmentFiles = append(s.EnvironmentFiles, f)
+	case "User", "Group":
+		name, err := p.expand(n, key, value)
+		if err != nil {
+			return err
+		}
+		if strings.ContainsAny(name, " \t:/") {
+			return p.badValue(n, key, value, fmt.Errorf("not a user or group name"))
+		}
+		if key == "User" {
+			s.User = name
+		} else {
+			s.Group = name
+		}
 	case "WorkingDirectory":
 		dir, err := p.expand(n, key, value)
 		if err != nil {
