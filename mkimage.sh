@@ -119,7 +119,7 @@ run() {
 	exec qemu-system-x86_64 -machine pc -accel tcg -m 1024 -smp 2 -nographic -no-reboot \
 		-kernel "$OUT/vmlinuz" -initrd "$OUT/initramfs.img" \
 		-append "console=tty0 console=ttyS0 quiet ${COREBOX_APPEND:-}" \
-		-nic user,model=virtio-net-pci
+		-nic user,model=virtio-net-pci -device virtio-rng-pci
 }
 
 case "$CMD" in

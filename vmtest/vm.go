@@ -178,6 +178,9 @@ func qemuArgs(cfg Config) ([]string, map[int]int, error) {
 		"-chardev", "stdio,id=console,signal=off",
 		"-serial", "chardev:console",
 		"-no-reboot",
+		// A hardware RNG, as cloud VMs have: without one the guest's first
+		// getrandom(2) waits about a second for the kernel's entropy.
+		"-device", "virtio-rng-pci",
 	}
 	if cfg.Kernel != "" {
 		args = append(args, "-kernel", cfg.Kernel, "-append", kernelCmdline(cfg.Append))

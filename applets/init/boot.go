@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/corebox/corebox/applets/init/machine"
+	"github.com/corebox/corebox/internal/version"
 )
 
 // mountPoint is one early mount.
@@ -41,13 +43,28 @@ var earlyMounts = []mountPoint{
 func boot(ctx context.Context) int {
 	start := time.Now()
 	mountErrs := mountAll(earlyMounts)
+	// Links take a while to report carrier: raise them first so that DHCP,
+	// later, does not wait for it.
+	upEthernet()
 	console := openConsole()
 	var kmsg *os.File
 	if f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0); err == nil {
 		kmsg = f
 	}
-	h := newConsoleHandler(console, kmsg, slog.LevelInfo)
+	b, _ := os.ReadFile("/proc/cmdline")
+	cmd := machine.ParseCmdline(strings.TrimSpace(string(b)))
+	debug, _ := cmd.Debug()
+	level := slog.LevelInfo
+	if debug {
+		level = slog.LevelDebug
+	}
+	h := newConsoleHandler(console, kmsg, level)
 	log := slog.New(h)
+	// Libraries that print with the standard logger (u-root's DHCP client)
+	// are debug output.
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(slog.NewLogLogger(h, slog.LevelDebug).Writer())
+	log.Info("corebox init", "version", version.Version, "pid1_after", time.Since(start).Round(time.Millisecond))
 	for _, err := range mountErrs {
 		log.Error("mount", "err", err)
 	}
@@ -67,9 +84,6 @@ func boot(ctx context.Context) int {
 		}
 	}()
 
-	b, _ := os.ReadFile("/proc/cmdline")
-	cmd := machine.ParseCmdline(strings.TrimSpace(string(b)))
-	debug, _ := cmd.Debug()
 	cfg, emergency := configure(ctx, log, cmd)
 	if forced, _ := cmd.Emergency(); forced && emergency == nil {
 		emergency = errors.New("corebox.emergency=1 on the kernel command line")

@@ -25,6 +25,21 @@ func upLoopback() error {
 	return netlink.LinkSetUp(lo)
 }
 
+// upEthernet sets every ethernet interface up, best effort.
+func upEthernet() {
+	links, _ := netlink.LinkList()
+	for _, l := range links {
+		if isEthernet(l) {
+			netlink.LinkSetUp(l)
+		}
+	}
+}
+
+func isEthernet(l netlink.Link) bool {
+	n := l.Attrs().Name
+	return l.Type() == "device" && len(l.Attrs().HardwareAddr) == 6 && (strings.HasPrefix(n, "eth") || strings.HasPrefix(n, "en"))
+}
+
 // firstEthernet returns the named interface, or the first ethernet one by
 // name (eth0 before eth1, en… by the same order).
 func firstEthernet(name string) (netlink.Link, error) {
@@ -41,8 +56,7 @@ func firstEthernet(name string) (netlink.Link, error) {
 	}
 	sort.Slice(links, func(i, j int) bool { return links[i].Attrs().Name < links[j].Attrs().Name })
 	for _, l := range links {
-		n := l.Attrs().Name
-		if l.Type() == "device" && len(l.Attrs().HardwareAddr) == 6 && (strings.HasPrefix(n, "eth") || strings.HasPrefix(n, "en")) {
+		if isEthernet(l) {
 			return l, nil
 		}
 	}
