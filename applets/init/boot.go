@@ -99,12 +99,13 @@ func boot(ctx context.Context) int {
 		n.enable = enabledUnits(cfg.Units)
 	}
 	if emergency != nil || debug {
-		go consoleShell(log, env, emergency != nil)
+		n.settled = func() { go consoleShell(log, env, emergency != nil) }
 	}
 	action, err := n.run(ctx, start, power, emergency)
 	if err != nil {
 		log.Error("supervisor", "err", err)
-		fmt.Fprintf(console, "corebox emergency: %v\r\n", err)
+		fmt.Fprintf(console, "corebox emergency: %v\n", err)
+		go consoleShell(log, env, true)
 		action = <-power
 	}
 	shutdown(log, action)

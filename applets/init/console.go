@@ -42,7 +42,7 @@ func (h *consoleHandler) Handle(_ context.Context, r slog.Record) error {
 	msg := b.String()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	fmt.Fprintf(h.console, "[%s] init: %s\r\n", monotonic(), msg)
+	fmt.Fprintf(h.console, "[%s] init: %s\n", monotonic(), msg)
 	if h.kmsg != nil {
 		prio := 6
 		if r.Level >= slog.LevelError {

@@ -115,6 +115,9 @@ type node struct {
 	enable []string
 	// specifiers for unit files (%H, %m).
 	specifiers map[rune]string
+	// settled, when set, runs once boot is done: after the ready line, or
+	// after the emergency banner.
+	settled func()
 }
 
 // run starts the supervisor and the enabled units, prints the ready line,
@@ -164,7 +167,7 @@ func (n *node) run(ctx context.Context, start time.Time, power chan string, emer
 	go srv.Serve(srvCtx, l)
 
 	if emergency != nil {
-		fmt.Fprintf(n.console, "corebox emergency: %v\r\n", emergency)
+		fmt.Fprintf(n.console, "corebox emergency: %v\n", emergency)
 	} else {
 		boot := slices.Clone(sup.Enabled())
 		for _, u := range n.enable {
@@ -181,10 +184,13 @@ func (n *node) run(ctx context.Context, start time.Time, power chan string, emer
 				failed++
 			}
 		}
-		fmt.Fprintf(n.console, "corebox ready version=%s userspace=%.3fs units=%d failed=%d cgroups=%s\r\n",
+		fmt.Fprintf(n.console, "corebox ready version=%s userspace=%.3fs units=%d failed=%d cgroups=%s\n",
 			version.Version, time.Since(start).Seconds(), len(boot), failed, sup.CgroupKind())
 	}
 
+	if n.settled != nil {
+		n.settled()
+	}
 	var action string
 	select {
 	case <-ctx.Done():
