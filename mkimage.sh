@@ -70,17 +70,14 @@ build_kernel() {
 }
 
 build_bbin() {
-	# u-root's core commands as one busybox-style binary, for --debug images.
+	# u-root's core commands as one busybox-style binary (gobusybox's makebb,
+	# a tool of this module), for --debug images.
 	local dir=$OUT/bbin
 	rm -rf "$dir"
 	mkdir -p "$dir"
-	local cmds=(cat cp dmesg echo grep ip ls mkdir mount mv ps rm umount uname wget)
-	local pkgs=()
-	for c in "${cmds[@]}"; do pkgs+=("github.com/u-root/u-root/cmds/core/$c"); done
-	GOBIN=$PWD/$OUT/tools go install github.com/u-root/gobusybox/src/cmd/makebb@v0.0.0-20250101170133-2e884e4509c7
-	local src
-	src=$(go list -m -f '{{.Dir}}' github.com/u-root/u-root)
-	(cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=mod "$OLDPWD/$OUT/tools/makebb" -o "$OLDPWD/$dir/bb" "${cmds[@]/#/./cmds/core/}" >/dev/null)
+	local cmds=(cat cp dmesg echo free grep ip ls mkdir mount mv ps rm umount uname)
+	CGO_ENABLED=0 go tool makebb -o "$dir/bb" "${cmds[@]/#/github.com/u-root/u-root/cmds/core/}" 2>"$OUT/makebb.log" ||
+		{ cat "$OUT/makebb.log" >&2; die "building u-root's core commands failed"; }
 	for c in "${cmds[@]}"; do ln -sf bb "$dir/$c"; done
 }
 

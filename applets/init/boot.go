@@ -88,7 +88,7 @@ func boot(ctx context.Context) int {
 	if forced, _ := cmd.Emergency(); forced && emergency == nil {
 		emergency = errors.New("corebox.emergency=1 on the kernel command line")
 	}
-	env := []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "HOME=/root", "TERM=linux"}
+	env := []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin:/bbin", "HOME=/root", "TERM=linux"}
 	host, _ := os.Hostname()
 	n := node{
 		root: "/", cgroup: "/sys/fs/cgroup/system.slice", socket: "/run/corebox/init.sock",
