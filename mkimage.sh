@@ -51,6 +51,9 @@ host_tools() {
 	command -v go >/dev/null || die "missing go: install Go 1.26 (https://go.dev/dl) and put it on PATH"
 	need qemu-system-x86 qemu-system-x86_64
 	need ipxe-qemu /usr/lib/ipxe/qemu/efi-virtio.rom
+	# disk images (GPT + ext4): the tests' disks now, the A/B disk image later
+	need fdisk sfdisk
+	need e2fsprogs mkfs.ext4
 }
 
 version() {

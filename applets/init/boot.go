@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/corebox/corebox/applets/init/control"
 	"github.com/corebox/corebox/applets/init/machine"
 	"github.com/corebox/corebox/internal/version"
 )
@@ -36,7 +37,6 @@ var earlyMounts = []mountPoint{
 	{"tmpfs", "/run", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=0755"},
 	{"tmpfs", "/tmp", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777"},
 	{"cgroup2", "/sys/fs/cgroup", "cgroup2", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, "nsdelegate"},
-	{"tmpfs", "/var", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=0755"},
 }
 
 // boot is init as PID 1.
@@ -68,17 +68,18 @@ func boot(ctx context.Context) int {
 	for _, err := range mountErrs {
 		log.Error("mount", "err", err)
 	}
+	persistent := mountVar(log)
 	// Ctrl-Alt-Del sends SIGINT to init instead of rebooting at once.
 	unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPWR, syscall.SIGUSR1, syscall.SIGUSR2)
-	power := make(chan string, 1)
+	power := make(chan control.PowerRequest, 1)
 	go func() {
 		for sig := range sigs {
 			action := map[os.Signal]string{syscall.SIGINT: "reboot", syscall.SIGTERM: "reboot", syscall.SIGUSR2: "poweroff", syscall.SIGPWR: "poweroff", syscall.SIGUSR1: "halt"}[sig]
 			log.Info("signal", "signal", sig.String(), "action", action)
 			select {
-			case power <- action:
+			case power <- control.PowerRequest{Action: action}:
 			default:
 			}
 		}
@@ -93,11 +94,13 @@ func boot(ctx context.Context) int {
 	n := node{
 		root: "/", cgroup: "/sys/fs/cgroup/system.slice", socket: "/run/corebox/init.sock",
 		log: log, console: console, env: env,
+		logDir:     map[bool]string{true: "/var/log/corebox"}[persistent],
 		specifiers: map[rune]string{'H': host, 'm': readMachineID()},
 	}
 	if cfg != nil {
 		n.enable = enabledUnits(cfg.Units)
 	}
+	n.prepareKexec = loadKexec
 	if emergency != nil || debug {
 		n.settled = func() { go consoleShell(log, env, emergency != nil) }
 	}
@@ -108,7 +111,7 @@ func boot(ctx context.Context) int {
 		go consoleShell(log, env, true)
 		action = <-power
 	}
-	shutdown(log, action)
+	shutdown(log, action.Action)
 	return 0
 }
 

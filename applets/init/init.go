@@ -96,7 +96,7 @@ func supervise(ctx context.Context, opt options) int {
 		fmt.Fprintf(os.Stderr, "init: %v\n", err)
 		return 1
 	}
-	log.Info("stopped", "action", action)
+	log.Info("stopped", "action", action.Action)
 	return 0
 }
 
@@ -118,6 +118,8 @@ type node struct {
 	// settled, when set, runs once boot is done: after the ready line, or
 	// after the emergency banner.
 	settled func()
+	// prepareKexec loads the next kernel for a kexec request (PID 1 only).
+	prepareKexec func(control.PowerRequest) error
 }
 
 // run starts the supervisor and the enabled units, prints the ready line,
@@ -125,7 +127,7 @@ type node struct {
 // on power, which PID 1 feeds from its signals). It stops every unit before
 // it returns the action ("poweroff", "reboot", "halt"; "" when ctx ended).
 // emergency, when not nil, is the reason the node must not start units.
-func (n *node) run(ctx context.Context, start time.Time, power chan string, emergency error) (string, error) {
+func (n *node) run(ctx context.Context, start time.Time, power chan control.PowerRequest, emergency error) (control.PowerRequest, error) {
 	var dirs []string
 	for _, d := range unitDirs {
 		dirs = append(dirs, filepath.Join(n.root, d))
@@ -141,24 +143,32 @@ func (n *node) run(ctx context.Context, start time.Time, power chan string, emer
 		Logger:            n.log,
 	})
 	if sup == nil {
-		return "", err
+		return control.PowerRequest{}, err
 	}
 	defer sup.Close()
 	if err != nil {
 		n.log.Error("unit files with errors", "err", err)
 	}
 	if power == nil {
-		power = make(chan string, 1)
+		power = make(chan control.PowerRequest, 1)
 	}
 	l, err := control.Listen(n.socket)
 	if err != nil {
-		return "", err
+		return control.PowerRequest{}, err
 	}
 	srvCtx, stopSrv := context.WithCancel(context.Background())
 	defer stopSrv()
-	srv := control.NewServer(sup, func(action string) error {
+	srv := control.NewServer(sup, func(req control.PowerRequest) error {
+		if req.Action == "kexec" {
+			if n.prepareKexec == nil {
+				return errors.New("kexec: only init as PID 1 can kexec")
+			}
+			if err := n.prepareKexec(req); err != nil {
+				return err
+			}
+		}
 		select {
-		case power <- action:
+		case power <- req:
 			return nil
 		default:
 			return errors.New("a shutdown is already under way")
@@ -191,12 +201,12 @@ func (n *node) run(ctx context.Context, start time.Time, power chan string, emer
 	if n.settled != nil {
 		n.settled()
 	}
-	var action string
+	var action control.PowerRequest
 	select {
 	case <-ctx.Done():
 	case action = <-power:
 	}
-	n.log.Info("stopping units", "action", action)
+	n.log.Info("stopping units", "action", action.Action)
 	stopCtx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if err := sup.StopAll(stopCtx); err != nil {

@@ -2,6 +2,7 @@ package init
 
 import (
 	"bufio"
+	"fmt"
 	"log/slog"
 	"os"
 	"sort"
@@ -9,8 +10,37 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/u-root/u-root/pkg/boot/kexec"
 	"golang.org/x/sys/unix"
+
+	"github.com/corebox/corebox/applets/init/control"
 )
+
+// loadKexec loads the kernel (and initramfs) of req with kexec_file_load;
+// the command line defaults to the running kernel's.
+func loadKexec(req control.PowerRequest) error {
+	kernel, err := os.Open(req.Kernel)
+	if err != nil {
+		return fmt.Errorf("kexec: %w", err)
+	}
+	defer kernel.Close()
+	var initrd *os.File
+	if req.Initrd != "" {
+		if initrd, err = os.Open(req.Initrd); err != nil {
+			return fmt.Errorf("kexec: %w", err)
+		}
+		defer initrd.Close()
+	}
+	cmdline := req.Cmdline
+	if cmdline == "" {
+		b, _ := os.ReadFile("/proc/cmdline")
+		cmdline = strings.TrimSpace(string(b))
+	}
+	if err := kexec.FileLoad(kernel, initrd, cmdline); err != nil {
+		return fmt.Errorf("kexec: loading %s: %w", req.Kernel, err)
+	}
+	return nil
+}
 
 // shutdown ends the machine after the units are stopped: every remaining
 // process is terminated, file systems are synced and unmounted, then the

@@ -31,6 +31,7 @@ type options struct {
 	quiet  bool
 	socket string
 	lines  int
+	kexec  control.PowerRequest // --kernel, --initrd, --append for kexec
 }
 
 // Main runs `systemctl VERB [UNIT…]`.
@@ -55,6 +56,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			opt.socket = args[i]
 		case strings.HasPrefix(a, "--socket="):
 			opt.socket = strings.TrimPrefix(a, "--socket=")
+		case (a == "--kernel" || a == "--initrd" || a == "--append") && i+1 < len(args):
+			i++
+			*map[string]*string{"--kernel": &opt.kexec.Kernel, "--initrd": &opt.kexec.Initrd, "--append": &opt.kexec.Cmdline}[a] = args[i]
 		case (a == "-n" || a == "--lines") && i+1 < len(args):
 			i++
 			fmt.Sscan(args[i], &opt.lines)
@@ -96,6 +100,16 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitFailure
 		}
 		return exitOK
+	case "kexec":
+		if opt.kexec.Kernel == "" {
+			fmt.Fprintln(stderr, "systemctl: kexec needs --kernel PATH (and optionally --initrd PATH, --append CMDLINE)")
+			return exitUsage
+		}
+		if err := c.Kexec(ctx, opt.kexec); err != nil {
+			fmt.Fprintf(stderr, "systemctl: kexec: %v\n", err)
+			return exitFailure
+		}
+		return exitOK
 	case "reboot", "poweroff", "halt":
 		if err := c.System(ctx, verb); err != nil {
 			fmt.Fprintf(stderr, "systemctl: %s: %v\n", verb, err)
@@ -112,7 +126,8 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: systemctl [OPTIONS] COMMAND [UNIT…]
 commands: list-units [--all], status [UNIT…], start UNIT…, stop UNIT…,
           restart UNIT…, cat UNIT…, is-active UNIT…, is-failed UNIT…,
-          daemon-reload, reboot, poweroff, halt
+          daemon-reload, reboot, poweroff, halt,
+          kexec --kernel PATH [--initrd PATH] [--append CMDLINE]
 options:  -a/--all, -q/--quiet, -n/--lines N, --socket PATH (or $COREBOX_INIT_SOCKET)
 `)
 }

@@ -155,6 +155,15 @@ func (c *Client) System(ctx context.Context, action string) error {
 	return c.do(ctx, "POST", "/v1/system/"+url.PathEscape(action), nil, nil)
 }
 
+// Kexec asks init to load req's kernel and then stop everything and boot it.
+func (c *Client) Kexec(ctx context.Context, req PowerRequest) error {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, "POST", "/v1/system/kexec", b, nil)
+}
+
 // Logs calls fn with the last n entries of unit ("" for all, n 0 for all
 // kept) and, with follow, every new entry until ctx ends.
 func (c *Client) Logs(ctx context.Context, unitName string, n int, follow bool, fn func(Entry) error) error {

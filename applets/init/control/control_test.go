@@ -35,7 +35,7 @@ func TestClientServerOverSocket(t *testing.T) {
 	}
 	srvCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	go NewServer(sup, func(a string) error { powered <- a; return nil }, nil).Serve(srvCtx, l)
+	go NewServer(sup, func(r PowerRequest) error { powered <- r.Action; return nil }, nil).Serve(srvCtx, l)
 	c := NewClient(sock)
 
 	if _, err := c.Status(ctx, "missing.service"); !errors.Is(err, ErrNotFound) {
@@ -95,5 +95,8 @@ func TestClientServerOverSocket(t *testing.T) {
 	}
 	if a := <-powered; a != "reboot" {
 		t.Fatalf("power action %q", a)
+	}
+	if err := c.Kexec(ctx, PowerRequest{}); err == nil || !strings.Contains(err.Error(), "no kernel") {
+		t.Fatalf("kexec without a kernel: %v", err)
 	}
 }

@@ -13,6 +13,7 @@
 //	POST   /v1/reload                   daemon-reload
 //	GET    /v1/logs?unit=&n=&follow=1   newline-delimited JSON Entry stream
 //	POST   /v1/system/reboot|poweroff|halt
+//	POST   /v1/system/kexec             body: PowerRequest (kernel, initrd, cmdline)
 //
 // Errors are {"error": "...", "kind": "not-found"|"bad-request"|"failed"}
 // with HTTP status 404, 400 or 500.

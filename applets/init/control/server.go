@@ -21,9 +21,20 @@ import (
 // DefaultSocket is where init listens.
 const DefaultSocket = "/run/corebox/init.sock"
 
-// Power is asked to reboot, power off or halt the machine: it returns once
-// the request is accepted (the shutdown itself happens after the reply).
-type Power func(action string) error
+// PowerRequest asks init to end the machine. Action is "reboot",
+// "poweroff", "halt" or "kexec"; for kexec, Kernel (and optionally Initrd
+// and Cmdline) name what to boot next.
+type PowerRequest struct {
+	Action  string `json:"action"`
+	Kernel  string `json:"kernel,omitempty"`
+	Initrd  string `json:"initrd,omitempty"`
+	Cmdline string `json:"cmdline,omitempty"`
+}
+
+// Power is asked to end the machine: it returns once the request is
+// accepted (for kexec: once the next kernel is loaded); the shutdown itself
+// happens after the reply.
+type Power func(PowerRequest) error
 
 // Server serves the control API for one supervisor.
 type Server struct {
@@ -240,13 +251,24 @@ func (s *Server) system(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad-request", fmt.Errorf("%s: not available when init is not PID 1", a))
 		return
 	}
+	req := PowerRequest{Action: a}
 	switch a {
 	case "reboot", "poweroff", "halt":
+	case "kexec":
+		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+			writeError(w, http.StatusBadRequest, "bad-request", fmt.Errorf("kexec: decoding request: %w", err))
+			return
+		}
+		req.Action = a
+		if req.Kernel == "" {
+			writeError(w, http.StatusBadRequest, "bad-request", errors.New("kexec: no kernel given"))
+			return
+		}
 	default:
 		writeError(w, http.StatusBadRequest, "bad-request", fmt.Errorf("unknown system action %q", a))
 		return
 	}
-	if err := s.power(a); err != nil {
+	if err := s.power(req); err != nil {
 		writeErr(w, err)
 		return
 	}
