@@ -36,7 +36,7 @@ func main() {
 
 type row struct {
 	what, value, goal string
-	ok               bool
+	ok                bool
 }
 
 func run(image string, n int) error {
