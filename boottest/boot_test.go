@@ -277,3 +277,27 @@ func TestConfigURLUnreachable(t *testing.T) {
 		t.Logf("console shows %d retry lines", n)
 	}
 }
+
+// TestStaticNetworkFromCmdline configures eth0 from the kernel's ip=
+// parameter instead of DHCP: address, gateway, hostname and DNS.
+func TestStaticNetworkFromCmdline(t *testing.T) {
+	t.Parallel()
+	img := image(t)
+	ctx := testContext(t)
+	vm, _, _ := boot(t, ctx, direct(img, "corebox.debug=1 ip=10.0.2.77::10.0.2.2:255.255.255.0:statichost:eth0:off:10.0.2.3"))
+	if err := vm.ExpectString(ctx, "# "); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(vm.Console(), "network dhcp") {
+		t.Error("DHCP ran although ip= gave a static address")
+	}
+	out := run(t, ctx, vm, "read -r h < /etc/hostname; echo host=$h; while read -r ns ip; do echo dns=$ip; done < /etc/resolv.conf")
+	if !strings.Contains(out, "host=statichost") || !strings.Contains(out, "dns=10.0.2.3") {
+		t.Errorf("hostname and resolv.conf: %q", out)
+	}
+	// /proc/net/route: the default route (destination 00000000) via 10.0.2.2 (little-endian hex).
+	out = run(t, ctx, vm, `while read -r ifc dst gw rest; do if [ "$dst" = 00000000 ]; then echo default=$ifc,$gw; fi; done < /proc/net/route`)
+	if !strings.Contains(out, "default=eth0,0202000A") {
+		t.Errorf("default route: %q", out)
+	}
+}
