@@ -211,6 +211,26 @@ func TestConfigFromURL(t *testing.T) {
 	}
 }
 
+// bootEmergency boots with corebox.config=url and waits for the emergency
+// banner; it returns the VM and the banner's message.
+func bootEmergency(t *testing.T, ctx context.Context, img, url string) (*vmtest.VM, string) {
+	t.Helper()
+	vm, err := vmtest.Start(ctx, vmtest.Config{Memory: 1024, Log: vmtest.LineWriter(t.Logf, "console: "),
+		Kernel: filepath.Join(img, "vmlinuz"), Initrd: filepath.Join(img, "initramfs.img"),
+		Append: "console=ttyS0 quiet corebox.config=" + url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(vm.Kill)
+	bctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
+	defer cancel()
+	m, err := vm.Expect(bctx, emergencyRE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vm, m[1]
+}
+
 // TestBadConfigEmergency: a config with an unknown field and a bad value
 // puts the node in the emergency state naming both; nothing is applied.
 func TestBadConfigEmergency(t *testing.T) {
@@ -218,27 +238,15 @@ func TestBadConfigEmergency(t *testing.T) {
 	img := image(t)
 	ctx := testContext(t)
 	url := serve(t, "/bad.json", `{"hostname": "bad_host!", "netwrk": {}}`)
-	vm, err := vmtest.Start(ctx, vmtest.Config{Memory: 1024, Log: vmtest.LineWriter(t.Logf, "console: "),
-		Kernel: filepath.Join(img, "vmlinuz"), Initrd: filepath.Join(img, "initramfs.img"),
-		Append: "console=ttyS0 quiet corebox.config=" + url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Kill()
-	bctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	m, err := vm.Expect(bctx, emergencyRE)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(m[1], "netwrk") {
-		t.Errorf("emergency message does not name the unknown field: %q", m[1])
+	vm, msg := bootEmergency(t, ctx, img, url)
+	if !strings.Contains(msg, "netwrk") {
+		t.Errorf("emergency message does not name the unknown field: %q", msg)
 	}
 	if strings.Contains(vm.Console(), "corebox ready") {
 		t.Error("a node with a bad config reported ready")
 	}
 	// The emergency shell is on the console and the hostname was not applied.
-	if err := vm.ExpectString(bctx, "# "); err != nil {
+	if err := vm.ExpectString(ctx, "# "); err != nil {
 		t.Fatal(err)
 	}
 	out := run(t, ctx, vm, "read -r h < /etc/hostname || echo no-hostname-file; echo host=$h")
@@ -257,21 +265,9 @@ func TestConfigURLUnreachable(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close() // nothing listens there now
 	url := fmt.Sprintf("http://10.0.2.2:%d/machine.json", port)
-	vm, err := vmtest.Start(ctx, vmtest.Config{Memory: 1024, Log: vmtest.LineWriter(t.Logf, "console: "),
-		Kernel: filepath.Join(img, "vmlinuz"), Initrd: filepath.Join(img, "initramfs.img"),
-		Append: "console=ttyS0 quiet corebox.config=" + url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Kill()
-	bctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
-	defer cancel()
-	m, err := vm.Expect(bctx, emergencyRE)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(m[1], url) {
-		t.Errorf("emergency message does not name the URL: %q", m[1])
+	vm, msg := bootEmergency(t, ctx, img, url)
+	if !strings.Contains(msg, url) {
+		t.Errorf("emergency message does not name the URL: %q", msg)
 	}
 	if n := strings.Count(vm.Console(), "retry"); n < 2 {
 		t.Logf("console shows %d retry lines", n)
