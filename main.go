@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/corebox/corebox/applets/etcd"
 	initapplet "github.com/corebox/corebox/applets/init"
 	"github.com/corebox/corebox/applets/journalctl"
 	"github.com/corebox/corebox/applets/sh"
@@ -34,6 +35,7 @@ type applet struct {
 // applets returns the table of applets, sorted by name.
 func applets() []applet {
 	return []applet{
+		{name: "etcd", main: etcd.Main, ownSignals: true},
 		{name: "init", main: initapplet.Main, ownSignals: true},
 		{name: "journalctl", main: journalctl.Main},
 		{name: "sh", main: sh.Main, ownSignals: true},

@@ -1,0 +1,567 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/corebox/corebox/applets/etcd/store"
+)
+
+// Server is one member of the registry: raft, the store, the peer port and
+// the client API.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	id      string
+	members []member // the initial cluster
+	fsm     *fsm
+	raft    *raft.Raft
+	logs    *raftboltdb.BoltStore
+	trans   *raft.NetworkTransport
+	peerLn  *peerListener
+
+	peerHTTP   *http.Server
+	clientHTTP []*http.Server
+	peerClient *http.Client
+	peerScheme string
+
+	started time.Time
+	stats   *serverStats
+	metrics *metrics
+
+	// ready is closed once this member, as leader, has applied an entry of
+	// its own term (a barrier): only then is its commit index a safe read index.
+	leaderMu    sync.Mutex
+	leaderReady chan struct{}
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// identity is what the data dir remembers of its cluster.
+type identity struct {
+	Name      string `json:"name"`
+	MemberID  string `json:"member_id"`
+	ClusterID string `json:"cluster_id,omitempty"`
+	Token     string `json:"token"`
+}
+
+const identityFile = "member.json"
+
+// Start opens the data dir, starts raft and serves the peer and client
+// ports. It returns once they listen; the cluster may still be electing.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	members, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, members: members, id: memberID(cfg.InitialAdvertisePeerURLs),
+		fsm: newFSM(), started: time.Now(), stop: make(chan struct{}), leaderReady: make(chan struct{}),
+		stats: newServerStats(cfg.Name)}
+	s.metrics = newMetrics(s)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("--data-dir: %w", err)
+	}
+	if err := s.checkIdentity(); err != nil {
+		return nil, err
+	}
+	if err := s.startRaft(); err != nil {
+		s.closeRaft()
+		return nil, err
+	}
+	if err := s.serve(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.wg.Add(3)
+	go s.publish()
+	go s.leaderLoop()
+	go s.rememberIdentity()
+	return s, nil
+}
+
+// checkIdentity refuses a data dir that belongs to another member or cluster.
+func (s *Server) checkIdentity() error {
+	b, err := os.ReadFile(filepath.Join(s.cfg.DataDir, identityFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return s.writeIdentity(identity{Name: s.cfg.Name, MemberID: s.id, Token: s.cfg.InitialClusterToken})
+	}
+	if err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	var id identity
+	if err := json.Unmarshal(b, &id); err != nil {
+		return fmt.Errorf("--data-dir %s: %s is corrupt: %w", s.cfg.DataDir, identityFile, err)
+	}
+	switch {
+	case id.MemberID != s.id:
+		return fmt.Errorf("--data-dir %s belongs to member %s (%s), not to %s with peer URLs %s", s.cfg.DataDir, id.Name, id.MemberID, s.cfg.Name, strings.Join(s.cfg.InitialAdvertisePeerURLs, ","))
+	case id.Token != s.cfg.InitialClusterToken:
+		return fmt.Errorf("--data-dir %s belongs to a cluster with token %q, not %q (--initial-cluster-token)", s.cfg.DataDir, id.Token, s.cfg.InitialClusterToken)
+	case id.ClusterID != "" && s.cfg.InitialClusterState == "new" && id.ClusterID != clusterID(s.members, s.cfg.InitialClusterToken):
+		return fmt.Errorf("--data-dir %s belongs to cluster %s, not to the cluster of --initial-cluster and --initial-cluster-token (%s)", s.cfg.DataDir, id.ClusterID, clusterID(s.members, s.cfg.InitialClusterToken))
+	}
+	return nil
+}
+
+func (s *Server) writeIdentity(id identity) error {
+	b, _ := json.MarshalIndent(id, "", "  ")
+	p := filepath.Join(s.cfg.DataDir, identityFile)
+	if err := os.WriteFile(p+".tmp", b, 0o600); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	return os.Rename(p+".tmp", p)
+}
+
+// rememberIdentity records the cluster ID in the data dir once it is known.
+func (s *Server) rememberIdentity() {
+	defer s.wg.Done()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		if cid := s.fsm.clusterID(); cid != "" {
+			if err := s.writeIdentity(identity{Name: s.cfg.Name, MemberID: s.id, ClusterID: cid, Token: s.cfg.InitialClusterToken}); err != nil {
+				s.log.Error("recording cluster identity", "err", err)
+			}
+			return
+		}
+	}
+}
+
+func (s *Server) startRaft() error {
+	cfg := s.cfg
+	var err error
+	s.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("opening the raft log in %s: %w", cfg.DataDir, err)
+	}
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{s.log}})
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hlog)
+	if err != nil {
+		return fmt.Errorf("opening snapshots in %s: %w", cfg.DataDir, err)
+	}
+	_, peerClientTLS, err := cfg.PeerTLS.configs()
+	if err != nil {
+		return fmt.Errorf("peer TLS: %w", err)
+	}
+	if len(cfg.ListenPeerURLs) != 1 {
+		return fmt.Errorf("--listen-peer-urls: exactly one URL is supported, got %d", len(cfg.ListenPeerURLs))
+	}
+	ln, err := s.listen(cfg.ListenPeerURLs[0], cfg.PeerTLS)
+	if err != nil {
+		return fmt.Errorf("--listen-peer-urls: %w", err)
+	}
+	advertise, err := net.ResolveTCPAddr("tcp", hostPort(cfg.InitialAdvertisePeerURLs[0]))
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("--initial-advertise-peer-urls: %w", err)
+	}
+	s.peerLn = newPeerListener(ln, peerClientTLS, advertise)
+	s.peerScheme = "http"
+	if peerClientTLS != nil {
+		s.peerScheme = "https"
+	}
+	s.peerClient = &http.Client{Transport: &http.Transport{TLSClientConfig: peerClientTLS, MaxIdleConnsPerHost: 64}}
+	s.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: s.peerLn, MaxPool: 4, Timeout: 10 * time.Second, Logger: hlog,
+	})
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(s.id)
+	rc.Logger = hlog
+	rc.HeartbeatTimeout = cfg.ElectionTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.ElectionTimeout / 2
+	rc.CommitTimeout = cfg.HeartbeatInterval / 2
+	rc.SnapshotThreshold = cfg.SnapshotCount
+	rc.SnapshotInterval = 10 * time.Second
+	rc.TrailingLogs = min(cfg.SnapshotCount, 10240)
+	// Group commit: proposals queue in applyCh and go to disk and to the
+	// followers together, so that many clients share each fsync.
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 512
+	rc.ShutdownOnRemove = true
+	hasState, err := raft.HasExistingState(s.logs, s.logs, snaps)
+	if err != nil {
+		return fmt.Errorf("reading raft state: %w", err)
+	}
+	s.raft, err = raft.NewRaft(rc, s.fsm, s.logs, s.logs, snaps, s.trans)
+	if err != nil {
+		return fmt.Errorf("starting raft: %w", err)
+	}
+	if !hasState && cfg.InitialClusterState == "new" {
+		var servers []raft.Server
+		for _, m := range s.members {
+			servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(memberID(m.peerURLs)), Address: raft.ServerAddress(hostPort(m.peerURLs[0]))})
+		}
+		if err := s.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
+			return fmt.Errorf("bootstrapping the cluster: %w", err)
+		}
+	}
+	s.log.Info("raft started", "member", s.id, "name", cfg.Name, "existing_state", hasState, "cluster_state", cfg.InitialClusterState)
+	return nil
+}
+
+// listen opens a TCP listener for a URL, with TLS for https.
+func (s *Server) listen(rawURL string, t TLSInfo) (net.Listener, error) {
+	ln, err := net.Listen("tcp", hostPort(rawURL))
+	if err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(rawURL, "https://") {
+		srv, _, err := t.configs()
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		if srv == nil {
+			ln.Close()
+			return nil, fmt.Errorf("%s is https but no certificate is given", rawURL)
+		}
+		return tls.NewListener(ln, srv), nil
+	}
+	return ln, nil
+}
+
+// serve starts the peer HTTP side and the client listeners.
+func (s *Server) serve() error {
+	s.peerHTTP = &http.Server{Handler: s.peerHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go s.peerHTTP.Serve(s.peerLn.httpListener())
+	h := s.clientHandler()
+	for _, u := range s.cfg.ListenClientURLs {
+		ln, err := s.listen(u, s.cfg.ClientTLS)
+		if err != nil {
+			return fmt.Errorf("--listen-client-urls %s: %w", u, err)
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		s.clientHTTP = append(s.clientHTTP, srv)
+		go srv.Serve(ln)
+	}
+	return nil
+}
+
+// Close stops serving and shuts raft down. The data stays.
+func (s *Server) Close() error {
+	select {
+	case <-s.stop:
+		return nil
+	default:
+	}
+	close(s.stop)
+	for _, srv := range s.clientHTTP {
+		srv.Close()
+	}
+	if s.peerHTTP != nil {
+		s.peerHTTP.Close()
+	}
+	err := s.closeRaft()
+	s.wg.Wait()
+	return err
+}
+
+func (s *Server) closeRaft() error {
+	var errs []error
+	if s.raft != nil {
+		errs = append(errs, s.raft.Shutdown().Error())
+	}
+	if s.trans != nil {
+		errs = append(errs, s.trans.Close())
+	}
+	if s.peerLn != nil {
+		s.peerLn.Close()
+	}
+	if s.logs != nil {
+		errs = append(errs, s.logs.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// ID is this member's ID.
+func (s *Server) ID() string { return s.id }
+
+// Leader returns the leader's member ID ("" while there is none).
+func (s *Server) Leader() string {
+	_, id := s.raft.LeaderWithID()
+	return string(id)
+}
+
+// publish records this member's name and client URLs in the cluster, as
+// etcd members do when they start.
+func (s *Server) publish() {
+	defer s.wg.Done()
+	m := Member{ID: s.id, Name: s.cfg.Name, PeerURLs: s.cfg.InitialAdvertisePeerURLs, ClientURLs: s.cfg.AdvertiseClientURLs}
+	b, _ := json.Marshal(m)
+	entry := append([]byte{entryMember}, b...)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := s.propose(ctx, entry)
+		cancel()
+		if err == nil {
+			s.log.Info("published member attributes", "name", m.Name, "client_urls", m.ClientURLs)
+			return
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// leaderLoop does what only the leader does: the first leader of a new
+// cluster records its identity; every leader marks when its reads are safe
+// and expires keys whose TTL ran out.
+func (s *Server) leaderLoop() {
+	defer s.wg.Done()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	leading := false
+	for {
+		select {
+		case <-s.stop:
+			return
+		case isLeader := <-s.raft.LeaderCh():
+			s.leaderMu.Lock()
+			if !isLeader || leading {
+				s.leaderReady = make(chan struct{})
+			}
+			ready := s.leaderReady
+			s.leaderMu.Unlock()
+			leading = isLeader
+			if isLeader {
+				s.stats.becameLeader()
+				go s.settleLeadership(ready)
+			}
+		case <-tick.C:
+			if leading {
+				s.expire()
+			}
+		}
+	}
+}
+
+// settleLeadership waits until the new leader has applied everything
+// before its term, then records a new cluster's identity.
+func (s *Server) settleLeadership(ready chan struct{}) {
+	if err := s.raft.Barrier(s.cfg.ElectionTimeout * 5).Error(); err != nil {
+		s.log.Warn("leader barrier", "err", err)
+		return
+	}
+	close(ready)
+	if s.fsm.clusterID() == "" && s.cfg.InitialClusterState == "new" {
+		b, _ := json.Marshal(clusterIdentity{ClusterID: clusterID(s.members, s.cfg.InitialClusterToken), Token: s.cfg.InitialClusterToken})
+		s.raft.Apply(append([]byte{entryCluster}, b...), 5*time.Second)
+	}
+}
+
+// expire proposes the expiry of every key whose TTL has run out.
+func (s *Server) expire() {
+	for _, c := range s.fsm.store.Expired(time.Now()) {
+		b, err := c.Marshal()
+		if err != nil {
+			continue
+		}
+		s.raft.Apply(append([]byte{entryCommand}, b...), 5*time.Second)
+	}
+}
+
+// errLeaderElection and errRaft are the v2 errors for raft trouble.
+func errLeaderElection() error {
+	return store.NewError(store.EcodeLeaderElect, "", 0)
+}
+
+func errRaft(cause string) error {
+	return store.NewError(store.EcodeRaftInternal, cause, 0)
+}
+
+// propose commits an entry through the leader and returns its result once
+// this member has applied it too (so a read here sees the write).
+func (s *Server) propose(ctx context.Context, entry []byte) (result, error) {
+	if s.raft.State() == raft.Leader {
+		start := time.Now()
+		f := s.raft.Apply(entry, 5*time.Second)
+		if err := f.Error(); err != nil {
+			return result{}, raftError(err)
+		}
+		s.metrics.proposalDuration.Observe(time.Since(start).Seconds())
+		r, _ := f.Response().(result)
+		return r, nil
+	}
+	r, index, err := s.forward(ctx, entry)
+	if err != nil {
+		return result{}, err
+	}
+	if err := s.fsm.waitApplied(ctx, index); err != nil {
+		return result{}, errRaft(err.Error())
+	}
+	return r, nil
+}
+
+func raftError(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return errLeaderElection()
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return errRaft("etcdserver: request timed out")
+	}
+	return errRaft(err.Error())
+}
+
+// leaderPeer waits for a leader and returns the base URL of its peer port.
+func (s *Server) leaderPeer(ctx context.Context) (string, error) {
+	deadline := time.Now().Add(2 * s.cfg.ElectionTimeout)
+	for {
+		addr, id := s.raft.LeaderWithID()
+		if addr != "" && string(id) != s.id {
+			return s.peerScheme + "://" + string(addr), nil
+		}
+		if addr != "" && string(id) == s.id && s.raft.State() == raft.Leader {
+			return "", nil // we became the leader meanwhile
+		}
+		if time.Now().After(deadline) {
+			return "", errLeaderElection()
+		}
+		select {
+		case <-ctx.Done():
+			return "", errLeaderElection()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// forwarded is the peer API's answer to a forwarded proposal.
+type forwarded struct {
+	Event     *store.Event `json:"event,omitempty"`
+	EtcdIndex uint64       `json:"etcd_index"`
+	Error     *store.Error `json:"error,omitempty"`
+	Other     string       `json:"other,omitempty"` // a non-etcd error
+	Index     uint64       `json:"index"`           // the entry's raft index
+}
+
+func (s *Server) forward(ctx context.Context, entry []byte) (result, uint64, error) {
+	base, err := s.leaderPeer(ctx)
+	if err != nil {
+		return result{}, 0, err
+	}
+	if base == "" {
+		r, err := s.propose(ctx, entry)
+		return r, 0, err
+	}
+	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/corebox/propose", bytes.NewReader(entry))
+	resp, err := s.peerClient.Do(req)
+	if err != nil {
+		return result{}, 0, errRaft(fmt.Sprintf("forwarding to the leader: %v", err))
+	}
+	defer resp.Body.Close()
+	var fw forwarded
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&fw); err != nil {
+		return result{}, 0, errRaft(fmt.Sprintf("the leader's answer: %v", err))
+	}
+	switch {
+	case fw.Other != "":
+		return result{}, 0, errRaft(fw.Other)
+	case fw.Error != nil && fw.Event == nil && fw.Index == 0:
+		return result{}, 0, fw.Error // raft trouble at the leader (300/301)
+	}
+	if fw.Event != nil {
+		fw.Event.EtcdIndex = fw.EtcdIndex
+	}
+	r := result{Event: fw.Event}
+	if fw.Error != nil {
+		r.Err = fw.Error
+	}
+	return r, fw.Index, nil
+}
+
+// readIndex makes a following local read linearizable: it learns the
+// leader's commit index after the leader confirmed it still leads, and
+// waits until this member has applied that far.
+func (s *Server) readIndex(ctx context.Context) error {
+	if s.raft.State() == raft.Leader {
+		idx, err := s.leaderReadIndex(ctx)
+		if err != nil {
+			return err
+		}
+		return s.waitApplied(ctx, idx)
+	}
+	base, err := s.leaderPeer(ctx)
+	if err != nil {
+		return err
+	}
+	if base == "" {
+		return s.readIndex(ctx)
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/corebox/readindex", nil)
+	resp, err := s.peerClient.Do(req)
+	if err != nil {
+		return errRaft(fmt.Sprintf("asking the leader for a read index: %v", err))
+	}
+	defer resp.Body.Close()
+	var ri struct {
+		Index uint64       `json:"index"`
+		Error *store.Error `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ri); err != nil {
+		return errRaft(fmt.Sprintf("the leader's read index: %v", err))
+	}
+	if ri.Error != nil {
+		return ri.Error
+	}
+	return s.waitApplied(ctx, ri.Index)
+}
+
+func (s *Server) leaderReadIndex(ctx context.Context) (uint64, error) {
+	s.leaderMu.Lock()
+	ready := s.leaderReady
+	s.leaderMu.Unlock()
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		return 0, errLeaderElection()
+	case <-time.After(2 * s.cfg.ElectionTimeout):
+		return 0, errLeaderElection()
+	}
+	idx := s.raft.CommitIndex()
+	if err := s.raft.VerifyLeader().Error(); err != nil {
+		return 0, raftError(err)
+	}
+	return idx, nil
+}
+
+func (s *Server) waitApplied(ctx context.Context, idx uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.fsm.waitApplied(ctx, idx); err != nil {
+		return errRaft("etcdserver: request timed out waiting for the local apply")
+	}
+	return nil
+}
+
+// slogWriter turns raft's log lines into slog records.
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.log.Info(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
