@@ -3,6 +3,7 @@ package boottest
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -98,9 +99,39 @@ func TestDirectBootAndPoweroff(t *testing.T) {
 	t.Parallel()
 	img := image(t)
 	ctx := testContext(t)
-	vm, m, _ := boot(t, ctx, direct(img, "corebox.debug=1"))
+	cfg := direct(img, "corebox.debug=1")
+	cfg.HostForwards = []vmtest.Forward{{GuestPort: 2379}}
+	vm, m, _ := boot(t, ctx, cfg)
 	if m[4] != "0" {
 		t.Errorf("%s units failed at boot", m[4])
+	}
+	// The shipped registry runs as a single-member cluster and answers the
+	// v2 API through the port forward.
+	registry := fmt.Sprintf("http://127.0.0.1:%d/v2/keys/boot-test", vm.HostPort(2379))
+	deadline := time.Now().Add(time.Minute)
+	for {
+		req, _ := http.NewRequest("PUT", registry, strings.NewReader("value=hello"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 201 || resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the registry in the image did not take a write: %v", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	resp, err := http.Get(registry + "?quorum=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"value":"hello"`) {
+		t.Errorf("registry GET: %s", body)
 	}
 	if err := vm.ExpectString(ctx, "# "); err != nil { // the shell's prompt
 		t.Fatal(err)

@@ -170,6 +170,9 @@ func configure(ctx context.Context, log *slog.Logger, cmd machine.Cmdline) (*mac
 	if err := installUnits("/", cfg.Units); err != nil {
 		return nil, err
 	}
+	if err := writeEtcdEnv(cfg.Hostname, cfg.Registry); err != nil {
+		return nil, fmt.Errorf("machine config: %w", err)
+	}
 	os.MkdirAll("/etc/corebox", 0o755)
 	if b, err := json.MarshalIndent(cfg, "", "  "); err == nil {
 		os.WriteFile("/etc/corebox/config.json", b, 0o600)
