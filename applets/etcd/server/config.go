@@ -26,6 +26,9 @@ type Config struct {
 	InitialCluster      string
 	InitialClusterState string // "new" or "existing"
 	InitialClusterToken string
+	// Discovery is an etcd v2 discovery URL; it replaces InitialCluster for
+	// a new member without data.
+	Discovery string
 
 	ClientTLS TLSInfo
 	PeerTLS   TLSInfo

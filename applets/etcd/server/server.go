@@ -61,6 +61,9 @@ type identity struct {
 	MemberID  string `json:"member_id"`
 	ClusterID string `json:"cluster_id,omitempty"`
 	Token     string `json:"token"`
+	// InitialCluster is the --initial-cluster the member started with
+	// (what --discovery found, for a restart).
+	InitialCluster string `json:"initial_cluster,omitempty"`
 }
 
 const identityFile = "member.json"
@@ -68,6 +71,27 @@ const identityFile = "member.json"
 // Start opens the data dir, starts raft and serves the peer and client
 // ports. It returns once they listen; the cluster may still be electing.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Discovery != "" && cfg.InitialCluster == "" {
+		// A member with data restarts with the cluster it discovered then.
+		if b, err := os.ReadFile(filepath.Join(cfg.DataDir, identityFile)); err == nil {
+			var id identity
+			if json.Unmarshal(b, &id) == nil {
+				cfg.InitialCluster = id.InitialCluster
+			}
+		}
+	}
+	if cfg.Discovery != "" && cfg.InitialCluster == "" {
+		if len(cfg.InitialAdvertisePeerURLs) == 0 {
+			return nil, errors.New("--discovery needs --initial-advertise-peer-urls")
+		}
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		ic, err := discover(dctx, &http.Client{Timeout: 6 * time.Minute}, cfg.Discovery, memberID(cfg.InitialAdvertisePeerURLs), nameOr(cfg.Name), cfg.InitialAdvertisePeerURLs)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		cfg.InitialCluster = ic
+	}
 	members, err := cfg.validate()
 	if err != nil {
 		return nil, err
@@ -101,7 +125,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 func (s *Server) checkIdentity() error {
 	b, err := os.ReadFile(filepath.Join(s.cfg.DataDir, identityFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return s.writeIdentity(identity{Name: s.cfg.Name, MemberID: s.id, Token: s.cfg.InitialClusterToken})
+		return s.writeIdentity(identity{Name: s.cfg.Name, MemberID: s.id, Token: s.cfg.InitialClusterToken, InitialCluster: s.cfg.InitialCluster})
 	}
 	if err != nil {
 		return fmt.Errorf("--data-dir: %w", err)
@@ -142,7 +166,7 @@ func (s *Server) rememberIdentity() {
 		case <-t.C:
 		}
 		if cid := s.fsm.clusterID(); cid != "" {
-			if err := s.writeIdentity(identity{Name: s.cfg.Name, MemberID: s.id, ClusterID: cid, Token: s.cfg.InitialClusterToken}); err != nil {
+			if err := s.writeIdentity(identity{Name: s.cfg.Name, MemberID: s.id, ClusterID: cid, Token: s.cfg.InitialClusterToken, InitialCluster: s.cfg.InitialCluster}); err != nil {
 				s.log.Error("recording cluster identity", "err", err)
 			}
 			return
@@ -564,4 +588,11 @@ type slogWriter struct{ log *slog.Logger }
 func (w slogWriter) Write(p []byte) (int, error) {
 	w.log.Info(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+func nameOr(n string) string {
+	if n == "" {
+		return "default"
+	}
+	return n
 }

@@ -242,3 +242,66 @@ func TestMembersAndDataDirIdentity(t *testing.T) {
 		t.Fatalf("a data dir of another cluster was accepted: %v", err)
 	}
 }
+
+// TestDiscovery bootstraps a 3-member cluster through the etcd v2
+// discovery protocol, served by a single-member corebox registry.
+func TestDiscovery(t *testing.T) {
+	disco := newTestCluster(t, 1)
+	disco.leader()
+	token := disco.url(0) + "/v2/keys/_etcd/registry/tok1"
+	if r := do(t, "PUT", token+"/_config/size", url.Values{"value": {"3"}}); r.status != 201 {
+		t.Fatalf("creating the token: %d %v", r.status, r.body)
+	}
+	ports := freePorts(t, 6)
+	dir := t.TempDir()
+	c := &testCluster{t: t}
+	for i := 0; i < 3; i++ {
+		client := fmt.Sprintf("http://127.0.0.1:%d", ports[2*i])
+		peer := fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1])
+		c.cfgs = append(c.cfgs, Config{
+			Name: fmt.Sprintf("d%d", i), DataDir: filepath.Join(dir, fmt.Sprintf("d%d", i)),
+			ListenClientURLs: []string{client}, AdvertiseClientURLs: []string{client},
+			ListenPeerURLs: []string{peer}, InitialAdvertisePeerURLs: []string{peer},
+			Discovery: token, HeartbeatInterval: 50 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond,
+		})
+		c.members = append(c.members, nil)
+	}
+	errs := make(chan error, 3)
+	for i := range c.cfgs {
+		go func(i int) {
+			s, err := Start(context.Background(), c.cfgs[i])
+			c.members[i] = s
+			errs <- err
+		}(i)
+	}
+	for range c.cfgs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, m := range c.members {
+			m.Close()
+		}
+	})
+	lead := c.leader()
+	if r := do(t, "PUT", c.url(lead)+"/v2/keys/x", url.Values{"value": {"1"}}); r.status != 201 {
+		t.Fatalf("PUT: %d %v", r.status, r.body)
+	}
+	for i := range c.members {
+		if v := nodeValue(do(t, "GET", c.url(i)+"/v2/keys/x?quorum=true", nil)); v != "1" {
+			t.Fatalf("d%d: %q", i, v)
+		}
+	}
+	// A fourth member finds the cluster full.
+	extra := c.cfgs[0]
+	p := freePorts(t, 2)
+	extra.Name, extra.DataDir = "d3", filepath.Join(dir, "d3")
+	extra.ListenClientURLs = []string{fmt.Sprintf("http://127.0.0.1:%d", p[0])}
+	extra.AdvertiseClientURLs = extra.ListenClientURLs
+	extra.ListenPeerURLs = []string{fmt.Sprintf("http://127.0.0.1:%d", p[1])}
+	extra.InitialAdvertisePeerURLs = extra.ListenPeerURLs
+	if _, err := Start(context.Background(), extra); err == nil || !strings.Contains(err.Error(), "cluster is full") {
+		t.Fatalf("a fourth member: %v", err)
+	}
+}
