@@ -155,6 +155,9 @@ func (s *Supervisor) attempt(st *unitState, def *unit.Unit, r *run, started func
 		if err := cg.remove(); err != nil {
 			s.journal.logf(name, "%v", err)
 		}
+		s.mu.Lock()
+		st.cg = nil
+		s.mu.Unlock()
 	}()
 	svc := def.Service
 	startTimeout := svc.TimeoutStartSec
