@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -25,20 +26,20 @@ type keysRequest struct {
 	waitIndex                               uint64
 	// PUT, POST, DELETE
 	value            string
-	hasValue         bool
-	ttl              *int64 // nil: no ttl parameter
-	ttlEmpty         bool   // ttl= given empty: the key becomes permanent
+	expiration       time.Time // zero: no ttl (or an empty one)
 	refresh, dir     bool
 	prevValue        string
-	hasPrevValue     bool
 	prevIndex        uint64
 	prevExist        *bool
 	noValueOnSuccess bool
 }
 
 // parseKeysRequest reads a /v2/keys request's path, query and form as
-// etcd 3.4 does; errors are etcd's.
-func parseKeysRequest(r *http.Request, maxBytes int64) (*keysRequest, error) {
+// etcd 3.4 does (etcdserver/api/v2http's parseKeyRequest): the same
+// checks in the same order, the same errors, and the TTL turned into an
+// expiration at now. A parameter given twice counts by its first value,
+// the form's before the query's.
+func parseKeysRequest(r *http.Request, maxBytes int64, now time.Time) (*keysRequest, error) {
 	kr := &keysRequest{method: r.Method}
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(nil, r.Body, maxBytes)
@@ -46,107 +47,117 @@ func parseKeysRequest(r *http.Request, maxBytes int64) (*keysRequest, error) {
 	if err := r.ParseForm(); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, store.NewError(store.EcodeInvalidForm, fmt.Sprintf("request is too large (more than %d bytes)", maxBytes), 0)
+			// etcd's own refusal of a form too large (Go's 10 MiB limit),
+			// at corebox's lower bound.
+			return nil, store.NewError(store.EcodeInvalidForm, "http: POST too large", 0)
 		}
 		return nil, store.NewError(store.EcodeInvalidForm, err.Error(), 0)
 	}
 	key, err := store.CleanKey(strings.TrimPrefix(r.URL.Path, keysPrefix))
 	if err != nil {
-		return nil, err
+		return nil, store.NewError(store.EcodeInvalidForm, "incorrect key prefix", 0)
 	}
 	kr.key = key
 	f := r.Form
-	boolean := func(name string) (bool, error) {
-		v := f.Get(name)
-		if v == "" {
-			return false, nil
+	// A parameter that is present must parse, even when empty.
+	boolean := func(name string, dst *bool) error {
+		vs, ok := f[name]
+		if !ok {
+			return nil
 		}
-		b, err := strconv.ParseBool(v)
+		b, err := strconv.ParseBool(vs[0])
 		if err != nil {
-			return false, store.NewError(store.EcodeInvalidField, fmt.Sprintf("invalid value for %q", name), 0)
+			return store.NewError(store.EcodeInvalidField, fmt.Sprintf("invalid value for %q", name), 0)
 		}
-		return b, nil
+		*dst = b
+		return nil
 	}
-	index := func(name string) (uint64, error) {
-		v := f.Get(name)
-		if v == "" {
-			return 0, nil
+	index := func(name string, dst *uint64) error {
+		vs, ok := f[name]
+		if !ok {
+			return nil
 		}
-		n, err := strconv.ParseUint(v, 10, 64)
+		n, err := strconv.ParseUint(vs[0], 10, 64)
 		if err != nil {
-			return 0, store.NewError(store.EcodeIndexNaN, fmt.Sprintf("invalid value for %q", name), 0)
+			return store.NewError(store.EcodeIndexNaN, fmt.Sprintf("invalid value for %q", name), 0)
 		}
-		return n, nil
+		*dst = n
+		return nil
+	}
+	if err := index("prevIndex", &kr.prevIndex); err != nil {
+		return nil, err
+	}
+	if err := index("waitIndex", &kr.waitIndex); err != nil {
+		return nil, err
 	}
 	for _, b := range []struct {
 		name string
 		dst  *bool
-	}{{"recursive", &kr.recursive}, {"sorted", &kr.sorted}, {"quorum", &kr.quorum}, {"wait", &kr.wait}, {"stream", &kr.stream}, {"refresh", &kr.refresh}, {"dir", &kr.dir}, {"noValueOnSuccess", &kr.noValueOnSuccess}} {
-		if *b.dst, err = boolean(b.name); err != nil {
+	}{{"recursive", &kr.recursive}, {"sorted", &kr.sorted}, {"wait", &kr.wait}, {"dir", &kr.dir}, {"quorum", &kr.quorum}, {"stream", &kr.stream}} {
+		if err := boolean(b.name, b.dst); err != nil {
 			return nil, err
 		}
 	}
-	if kr.waitIndex, err = index("waitIndex"); err != nil {
+	if kr.wait && r.Method != http.MethodGet {
+		return nil, store.NewError(store.EcodeInvalidField, `"wait" can only be used with GET requests`, 0)
+	}
+	kr.prevValue = f.Get("prevValue")
+	if _, ok := f["prevValue"]; ok && kr.prevValue == "" {
+		return nil, store.NewError(store.EcodePrevValueRequired, `"prevValue" cannot be empty`, 0)
+	}
+	if err := boolean("noValueOnSuccess", &kr.noValueOnSuccess); err != nil {
 		return nil, err
 	}
-	if kr.prevIndex, err = index("prevIndex"); err != nil {
-		return nil, err
-	}
-	if vs, ok := f["value"]; ok {
-		kr.value, kr.hasValue = vs[0], true
-	}
-	if vs, ok := f["prevValue"]; ok {
-		kr.prevValue, kr.hasPrevValue = vs[0], true
-		if kr.prevValue == "" {
-			return nil, store.NewError(store.EcodePrevValueRequired, `"prevValue" cannot be empty`, 0)
+	// An empty ttl is no ttl. etcd takes the seconds as an unsigned number,
+	// multiplies them into a time.Duration and carries the expiration in
+	// Unix nanoseconds; the overflows of both are kept, so that a TTL too
+	// large to represent makes the same key as on etcd (one that never
+	// expires, or one already expired).
+	hasTTL := false
+	if v := f.Get("ttl"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return nil, store.NewError(store.EcodeTTLNaN, `invalid value for "ttl"`, 0)
+		}
+		hasTTL = true
+		if ns := now.Add(time.Duration(n) * time.Second).UnixNano(); ns != 0 {
+			kr.expiration = time.Unix(0, ns)
 		}
 	}
 	if vs, ok := f["prevExist"]; ok {
 		b, err := strconv.ParseBool(vs[0])
 		if err != nil {
-			return nil, store.NewError(store.EcodeInvalidField, `invalid value for "prevExist"`, 0)
+			return nil, store.NewError(store.EcodeInvalidField, "invalid value for prevExist", 0)
 		}
 		kr.prevExist = &b
 	}
-	if vs, ok := f["ttl"]; ok {
-		var n int64
-		kr.ttlEmpty = vs[0] == ""
-		if vs[0] != "" {
-			n, err = strconv.ParseInt(vs[0], 10, 64)
-			if err != nil {
-				return nil, store.NewError(store.EcodeTTLNaN, `invalid value for "ttl"`, 0)
+	if vs, ok := f["refresh"]; ok {
+		b, err := strconv.ParseBool(vs[0])
+		if err != nil {
+			return nil, store.NewError(store.EcodeInvalidField, "invalid value for refresh", 0)
+		}
+		kr.refresh = b
+		if b {
+			if f.Get("value") != "" {
+				return nil, store.NewError(store.EcodeRefreshValue, "A value was provided on a refresh", 0)
 			}
-			if n < 0 {
-				return nil, store.NewError(store.EcodeTTLNaN, `invalid value for "ttl"`, 0)
+			if !hasTTL {
+				return nil, store.NewError(store.EcodeRefreshTTLRequired, "No TTL value set", 0)
 			}
 		}
-		kr.ttl = &n
 	}
-	if kr.refresh {
-		if kr.value != "" {
-			return nil, store.NewError(store.EcodeRefreshValue, "", 0)
-		}
-		if kr.ttl == nil {
-			return nil, store.NewError(store.EcodeRefreshTTLRequired, "", 0)
-		}
-	}
-	if kr.stream && !kr.wait {
-		return nil, store.NewError(store.EcodeInvalidField, `"stream" should be used together with "wait"`, 0)
-	}
+	kr.value = f.Get("value")
 	return kr, nil
 }
 
-// command turns a write request into a store command, with the TTL as an
-// absolute expiration from the proposer's clock. PUT is a "set" and DELETE
-// a "delete": the store refines them by prevExist, prevValue and prevIndex
-// into create, update, compareAndSwap and compareAndDelete, as etcd does.
+// command turns a write request into a store command, with the proposer's
+// clock. PUT is a "set" and DELETE a "delete": the store refines them by
+// prevExist, prevValue and prevIndex into create, update, compareAndSwap
+// and compareAndDelete, as etcd does.
 func (kr *keysRequest) command(now time.Time) store.Command {
 	c := store.Command{Op: "set", Key: kr.key, Value: kr.value, Dir: kr.dir, Refresh: kr.refresh,
-		PrevValue: kr.prevValue, PrevIndex: kr.prevIndex, PrevExist: kr.prevExist, Time: now}
-	if kr.ttl != nil && !kr.ttlEmpty {
-		// etcd: ttl=0 expires the key at once; an empty ttl= makes it permanent.
-		c.Expiration = now.Add(time.Duration(*kr.ttl) * time.Second)
-	}
+		PrevValue: kr.prevValue, PrevIndex: kr.prevIndex, PrevExist: kr.prevExist,
+		Expiration: kr.expiration, Time: now}
 	switch kr.method {
 	case http.MethodPost:
 		c.Op, c.Unique = "create", true
@@ -157,14 +168,25 @@ func (kr *keysRequest) command(now time.Time) store.Command {
 }
 
 func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
+	if p := canonicalPath(r.URL.Path); p != r.URL.Path && r.Method != http.MethodConnect {
+		// etcd's mux (Go's before 1.22) sends a path that is not clean to
+		// the clean one, with a 301; Go's mux now does it before this
+		// handler with a 307, except for escaped dots ("%2e%2e"), which it
+		// leaves in the path it hands over.
+		u := *r.URL
+		u.Path, u.RawPath = p, ""
+		http.Redirect(w, r, u.String(), http.StatusMovedPermanently)
+		return
+	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete:
 	default:
-		w.Header().Set("Allow", "GET, HEAD, PUT, POST, DELETE")
+		w.Header().Set("Allow", "HEAD,GET,PUT,POST,DELETE")
 		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	kr, err := parseKeysRequest(r, s.cfg.MaxRequestBytes)
+	now := time.Now()
+	kr, err := parseKeysRequest(r, s.cfg.MaxRequestBytes, now)
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -173,7 +195,7 @@ func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
 		s.get(w, r, kr)
 		return
 	}
-	b, err := kr.command(time.Now()).Marshal()
+	b, err := kr.command(now).Marshal()
 	if err != nil {
 		s.writeError(w, store.NewError(store.EcodeInvalidForm, err.Error(), 0))
 		return
@@ -199,8 +221,27 @@ func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
 	s.writeEvent(w, ev, status)
 }
 
+// canonicalPath is Go's ServeMux cleaning of a request path: path.Clean,
+// keeping a trailing slash.
+func canonicalPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
+}
+
+// get answers a GET or HEAD: a watch or a read. As in etcd, quorum=true
+// makes it a linearized read even with wait=true (etcd turns a GET with
+// quorum into a QGET, which never watches).
 func (s *Server) get(w http.ResponseWriter, r *http.Request, kr *keysRequest) {
-	if kr.wait {
+	if kr.wait && !kr.quorum {
 		s.watch(w, r, kr)
 		return
 	}
@@ -244,7 +285,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, kr *keysRequest) 
 			if !ok {
 				return
 			}
-			enc.Encode(ev)
+			enc.Encode(wireEvent(ev))
 			if flusher != nil {
 				flusher.Flush()
 			}
@@ -267,18 +308,28 @@ func (s *Server) writeEvent(w http.ResponseWriter, ev *store.Event, status int) 
 	s.setHeaders(w, ev.EtcdIndex)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(ev)
+	json.NewEncoder(w).Encode(wireEvent(ev))
+}
+
+// wireEvent is an event as etcd's HTTP layer writes it: a copy of action,
+// node and prevNode (etcd's Event.Clone), so never with "refresh".
+func wireEvent(ev *store.Event) *store.Event {
+	if !ev.Refresh {
+		return ev
+	}
+	c := *ev
+	c.Refresh = false
+	return &c
 }
 
 // writeError answers with etcd's error JSON; a non-etcd error becomes a
-// 300 (raft internal) so that no Go error string leaks as a bare 500.
+// 300 (raft internal) so that no Go error string leaks as a bare 500. The
+// index is the error's own: 0 for a request etcd refuses before it reaches
+// the store (a bad parameter, a raft error), as etcd answers.
 func (s *Server) writeError(w http.ResponseWriter, err error) {
 	var se *store.Error
 	if !errors.As(err, &se) {
-		se = store.NewError(store.EcodeRaftInternal, err.Error(), s.fsm.store.Index())
-	}
-	if se.Index == 0 {
-		se.Index = s.fsm.store.Index()
+		se = store.NewError(store.EcodeRaftInternal, err.Error(), 0)
 	}
 	h := w.Header()
 	h.Set("X-Etcd-Cluster-Id", s.fsm.clusterID())

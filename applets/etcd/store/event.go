@@ -27,9 +27,15 @@ type Event struct {
 	// found in the history when a watch starts, the index at that time.
 	EtcdIndex uint64 `json:"-"`
 	// Refresh marks a TTL refresh (PUT refresh=true): it is kept in the
-	// history but never delivered to watchers. etcd 3.4 shows it in the
-	// response JSON as "refresh": true.
+	// history but never delivered to watchers. etcd's store marks its
+	// event the same way, but its HTTP layer writes a copy without it: no
+	// v2 response shows "refresh".
 	Refresh bool `json:"refresh,omitempty"`
+
+	// removedBelow is, for the removal of a directory, the paths of the
+	// nodes that were in it: Apply hands them to the watchers and drops
+	// them before the event goes to the history.
+	removedBelow []string
 }
 
 // index is the store index the event produced.

@@ -84,9 +84,11 @@ func (s *Store) Apply(c Command) (*Event, error) {
 	if e == nil {
 		return nil, nil
 	}
+	below := e.removedBelow
+	e.removedBelow = nil
 	s.history.add(e)
 	if !e.Refresh {
-		s.hub.notify(e)
+		s.hub.notify(e, below)
 	}
 	return e.clone(), nil
 }
@@ -124,16 +126,16 @@ func (s *Store) apply(c *Command) (*Event, *Error) {
 		s.countResult(err, createSuccess, createFail)
 	case ActionUpdate:
 		e, err = s.update(c, key, exp)
-		s.countResult(err, updateSuccess, updateFail)
+		s.countResult(countedAsFailure(err, EcodeRootROnly, EcodeNotFile), updateSuccess, updateFail)
 	case ActionCompareAndSwap:
 		e, err = s.compareAndSwap(c, key, exp)
-		s.countResult(err, compareAndSwapSuccess, compareAndSwapFail)
+		s.countResult(countedAsFailure(err, EcodeRootROnly), compareAndSwapSuccess, compareAndSwapFail)
 	case ActionDelete:
 		e, err = s.delete(key, c.Dir, c.Recursive, c.Time)
-		s.countResult(err, deleteSuccess, deleteFail)
+		s.countResult(countedAsFailure(err, EcodeRootROnly), deleteSuccess, deleteFail)
 	case ActionCompareAndDelete:
 		e, err = s.compareAndDelete(c, key)
-		s.countResult(err, compareAndDeleteSuccess, compareAndDeleteFail)
+		s.countResult(countedAsFailure(err, EcodeNotFile, EcodeTestFailed), compareAndDeleteSuccess, compareAndDeleteFail)
 	case ActionExpire:
 		e = s.expire(key, c.Expiration, c.Time)
 		if e != nil {
@@ -141,6 +143,18 @@ func (s *Store) apply(c *Command) (*Event, *Error) {
 		}
 	}
 	return e, err
+}
+
+// countedAsFailure is err as etcd's counters see it: etcd's v2 store
+// returns some of its errors without recording them (update: 107 and a
+// value for a directory; compareAndSwap and delete: 107; compareAndDelete:
+// a directory and a failed compare), so /v2/stats/store counts those as
+// successes. uncounted lists the codes of the operation that are.
+func countedAsFailure(err *Error, uncounted ...int) *Error {
+	if err != nil && slices.Contains(uncounted, err.ErrorCode) {
+		return nil
+	}
+	return err
 }
 
 // lookup finds the node at the clean path p: 100 names the first missing
@@ -345,7 +359,7 @@ func (s *Store) delete(key string, dir, recursive bool, now time.Time) (*Event, 
 	e := newEvent(ActionDelete, key, next, n.createdIndex)
 	e.PrevNode = n.repr(false, false, now)
 	e.Node.Dir = n.isDir()
-	s.removeTree(n)
+	e.removedBelow = s.removeTree(n)
 	s.index = next
 	return e, nil
 }
@@ -379,25 +393,29 @@ func (s *Store) expire(key string, exp, now time.Time) *Event {
 	e := newEvent(ActionExpire, key, next, n.createdIndex)
 	e.PrevNode = n.repr(false, false, now)
 	e.Node.Dir = n.isDir()
-	s.removeTree(n)
+	e.removedBelow = s.removeTree(n)
 	s.index = next
 	return e
 }
 
 // removeTree unlinks n and drops it and everything under it from the TTL
-// heap.
-func (s *Store) removeTree(n *node) {
+// heap. It returns the paths of the nodes that were below n.
+func (s *Store) removeTree(n *node) (below []string) {
 	if n.parent != nil && n.parent.children[n.name()] == n {
 		delete(n.parent.children, n.name())
 	}
 	var walk func(*node)
-	walk = func(n *node) {
-		for _, c := range n.children {
+	walk = func(m *node) {
+		for _, c := range m.children {
 			walk(c)
 		}
-		s.ttl.remove(n)
+		s.ttl.remove(m)
+		if m != n {
+			below = append(below, m.path)
+		}
 	}
 	walk(n)
+	return below
 }
 
 // Expired returns the "expire" commands for every key and directory that

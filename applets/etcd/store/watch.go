@@ -81,7 +81,14 @@ func (h *history) events() []*Event {
 // rules: an event at key; with recursive, an event below key unless it
 // is hidden from key (an element after key starts with "_"); and the
 // deletion or expiry of a directory key is in. Refreshes are seen by none.
-// The same rule serves live events and the history.
+// The same rule serves live events and the history; live, notify asks it
+// about a removed directory only for the keys that were in it.
+//
+// etcd 3.4's history scan has two rules of its own, not copied here
+// because they make a watch's answer depend on whether its event is still
+// live or already in the history: it gives a recursive watcher the events
+// of hidden keys, and a directory's removal to any key that starts with
+// the directory's name as a string ("/ab" for "/a").
 func watches(key string, recursive bool, e *Event) bool {
 	if e.Refresh {
 		return false
@@ -139,8 +146,9 @@ func (w *Watcher) Remove() {
 // Watch waits for the events of key (cleaned as etcd does) from index
 // sinceIndex on (0: from the next one). Events already in the history are
 // delivered at once — the first matching one for a one-shot watcher; every
-// matching one, then the live ones, for a stream watcher. A sinceIndex
-// older than the history is error 401.
+// matching one, then the live ones, for a stream watcher (etcd 3.4 sends a
+// stream only the first one and then nothing, live events included: a bug
+// not copied). A sinceIndex older than the history is error 401.
 func (s *Store) Watch(key string, recursive, stream bool, sinceIndex uint64) (*Watcher, error) {
 	key = cleanPath(key)
 	s.mu.RLock()
@@ -189,8 +197,12 @@ func (s *Store) Watch(key string, recursive, stream bool, sinceIndex uint64) (*W
 }
 
 // notify delivers e to the watchers that watch it: those at e's key and
-// above it, and, for a removed directory, those below it.
-func (h *hub) notify(e *Event) {
+// above it, and, for a removed directory, those at the keys that were in
+// it (below is their paths). As in etcd, the watcher of a key below a
+// removed directory hears of it live only if that key existed; the
+// history (watches) does not ask. Each watcher gets e once (etcd sends a
+// stream watcher of the removed key itself the event twice).
+func (h *hub) notify(e *Event, below []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.count == 0 {
@@ -226,12 +238,8 @@ func (h *hub) notify(e *Event) {
 			p = "/"
 		}
 	}
-	if (e.Action == ActionDelete || e.Action == ActionExpire) && e.Node.Dir {
-		for key := range h.byKey {
-			if isBelow(key, k) {
-				visit(key)
-			}
-		}
+	for _, p := range below {
+		visit(p)
 	}
 }
 

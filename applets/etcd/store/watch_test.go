@@ -127,7 +127,8 @@ func TestWatchRecursiveAndHidden(t *testing.T) {
 }
 
 // TestWatchDeletedDirectory: deleting (or expiring) a directory is an
-// event for the watchers of every key inside it.
+// event for the watchers of every key inside it: live, of every key that
+// was there (as etcd); from the history, of any key below it.
 func TestWatchDeletedDirectory(t *testing.T) {
 	s := New()
 	mustApply(t, s, set("/dir/a/b", "1"), set("/dir/_h", "2"), set("/dirx", "3"))
@@ -135,9 +136,11 @@ func TestWatchDeletedDirectory(t *testing.T) {
 	wh := watch(t, s, "/dir/_h", false, true, 0)
 	wr := watch(t, s, "/dir/a", true, true, 0)
 	wx := watch(t, s, "/dirx", false, true, 0)
+	wn := watch(t, s, "/dir/none", false, true, 0)
 	defer wh.Remove()
 	defer wr.Remove()
 	defer wx.Remove()
+	defer wn.Remove()
 	mustApply(t, s, Command{Op: ActionDelete, Key: "/dir", Recursive: true})
 	for _, w := range []*Watcher{wb, wh, wr} {
 		e := next(t, w)
@@ -148,12 +151,15 @@ func TestWatchDeletedDirectory(t *testing.T) {
 	closed(t, wb)
 	nothing(t, wh) // once only
 	nothing(t, wx)
-	// From the history too.
-	h := watch(t, s, "/dir/a/b", false, false, 4)
-	if e := next(t, h); e.Node.Key != "/dir" {
-		t.Errorf("history: %s", toJSON(t, e))
+	nothing(t, wn)
+	// From the history too, for any key below.
+	for _, key := range []string{"/dir/a/b", "/dir/none"} {
+		h := watch(t, s, key, false, false, 4)
+		if e := next(t, h); e.Node.Key != "/dir" {
+			t.Errorf("history of %s: %s", key, toJSON(t, e))
+		}
 	}
-	h = watch(t, s, "/dirx", false, false, 4)
+	h := watch(t, s, "/dirx", false, false, 4)
 	nothing(t, h)
 	h.Remove()
 }
