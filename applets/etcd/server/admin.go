@@ -32,7 +32,22 @@ func (s *Server) clientHandler() http.Handler {
 	mux.HandleFunc("GET /version", s.version)
 	mux.HandleFunc("GET /health", s.health)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
-	return s.counting(mux)
+	return s.counting(cors(mux))
+}
+
+// cors answers as etcd's default --cors=*: every response allows any
+// origin, and a preflight OPTIONS gets an empty 200.
+func cors(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE")
+		hd.Set("Access-Control-Allow-Origin", "*")
+		hd.Set("Access-Control-Allow-Headers", "accept, content-type, authorization")
+		if r.Method == http.MethodOptions {
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // counting counts requests for /v2/stats/self.
@@ -128,6 +143,7 @@ func (s *Server) memberList() ([]Member, error) {
 }
 
 func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Etcd-Cluster-Id", s.fsm.clusterID())
 	ms, err := s.memberList()
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, err.Error())
@@ -137,6 +153,7 @@ func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) leaderMember(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Etcd-Cluster-Id", s.fsm.clusterID())
 	ms, _ := s.memberList()
 	for _, m := range ms {
 		if m.ID == s.Leader() {
@@ -305,11 +322,13 @@ func (s *Server) version(w http.ResponseWriter, r *http.Request) {
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	// As etcd 3.4: the JSON body without a Content-Type of its own.
 	if s.Leader() == "" || s.readIndex(ctx) != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"health": "false"})
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"health":"false"}`))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"health": "true"})
+	w.Write([]byte(`{"health":"true"}`))
 }
 
 func (s *Server) storeStats(w http.ResponseWriter, r *http.Request) {
@@ -385,8 +404,8 @@ func (st *serverStats) self(id string, leader bool, leaderID string) map[string]
 	return map[string]any{
 		"name": st.name, "id": id, "state": state, "startTime": st.start,
 		"leaderInfo":           map[string]any{"leader": leaderID, "startTime": st.leaderFrom, "uptime": time.Since(st.leaderFrom).String()},
-		"recvAppendRequestCnt": st.recvCount, "recvBandwidthRate": 0, "recvPkgRate": 0,
-		"sendAppendRequestCnt": 0,
+		// etcd omits the rates while they are zero.
+		"recvAppendRequestCnt": st.recvCount, "sendAppendRequestCnt": 0,
 	}
 }
 
