@@ -403,7 +403,7 @@ func (st *serverStats) self(id string, leader bool, leaderID string) map[string]
 	}
 	return map[string]any{
 		"name": st.name, "id": id, "state": state, "startTime": st.start,
-		"leaderInfo":           map[string]any{"leader": leaderID, "startTime": st.leaderFrom, "uptime": time.Since(st.leaderFrom).String()},
+		"leaderInfo": map[string]any{"leader": leaderID, "startTime": st.leaderFrom, "uptime": time.Since(st.leaderFrom).String()},
 		// etcd omits the rates while they are zero.
 		"recvAppendRequestCnt": st.recvCount, "sendAppendRequestCnt": 0,
 	}
