@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/corebox/corebox/applets/etcd"
+	"github.com/corebox/corebox/applets/etcdctl"
 	initapplet "github.com/corebox/corebox/applets/init"
 	"github.com/corebox/corebox/applets/journalctl"
 	"github.com/corebox/corebox/applets/sh"
@@ -36,6 +37,7 @@ type applet struct {
 func applets() []applet {
 	return []applet{
 		{name: "etcd", main: etcd.Main, ownSignals: true},
+		{name: "etcdctl", main: etcdctl.Main},
 		{name: "init", main: initapplet.Main, ownSignals: true},
 		{name: "journalctl", main: journalctl.Main},
 		{name: "sh", main: sh.Main, ownSignals: true},

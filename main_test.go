@@ -76,9 +76,9 @@ func TestDispatch(t *testing.T) {
 		wantOut  string // substring of stdout
 		wantErr  string // substring of stderr
 	}{
-		{"list", bin, []string{"--list"}, 0, "etcd\ninit\njournalctl\nsh\nsystemctl\n", ""},
+		{"list", bin, []string{"--list"}, 0, "etcd\netcdctl\ninit\njournalctl\nsh\nsystemctl\n", ""},
 		{"version", bin, []string{"--version"}, 0, "corebox test-1.2.3", ""},
-		{"no args", bin, nil, 2, "", "applets: etcd init journalctl sh systemctl"},
+		{"no args", bin, nil, 2, "", "applets: etcd etcdctl init journalctl sh systemctl"},
 		{"unknown applet", bin, []string{"frobnicate"}, 2, "", `unknown applet "frobnicate"`},
 		{"unknown option", bin, []string{"--bogus"}, 2, "", `unknown option "--bogus"`},
 		{"applet by argument", bin, []string{"sh", "-c", "echo via-arg"}, 0, "via-arg", ""},
@@ -121,7 +121,7 @@ func TestInstall(t *testing.T) {
 	if code, out := run(dir); code != 0 {
 		t.Fatalf("install: %d %s", code, out)
 	}
-	for _, a := range []string{"etcd", "init", "journalctl", "sh", "systemctl"} {
+	for _, a := range []string{"etcd", "etcdctl", "init", "journalctl", "sh", "systemctl"} {
 		target, err := os.Readlink(filepath.Join(dir, a))
 		if err != nil || target != bin {
 			t.Fatalf("%s -> %q (%v), want %s", a, target, err, bin)

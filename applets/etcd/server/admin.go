@@ -195,7 +195,7 @@ func (s *Server) addMember(w http.ResponseWriter, r *http.Request) {
 	ms, _ := s.memberList()
 	for _, m := range ms {
 		if len(intersect(m.PeerURLs, urls)) > 0 {
-			httpError(w, http.StatusConflict, fmt.Sprintf("peerURL exists: %s", strings.Join(urls, ",")))
+			httpError(w, http.StatusConflict, "membership: peerURL exists")
 			return
 		}
 	}
