@@ -88,7 +88,8 @@ func (c *testCluster) stop(i int) {
 	c.members[i] = nil
 }
 
-// leader waits for a leader all running members agree on; it returns its index.
+// leader waits for a leader all running members agree on, each of them
+// having published its attributes; it returns the leader's index.
 func (c *testCluster) leader() int {
 	c.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
@@ -104,6 +105,13 @@ func (c *testCluster) leader() int {
 				break
 			}
 			lead = l
+		}
+		for _, m := range c.members { // and every running member has published itself
+			if m != nil {
+				if pm, ok := m.fsm.member(m.ID()); !ok || len(pm.ClientURLs) == 0 {
+					agreed = false
+				}
+			}
 		}
 		if agreed && lead != "" {
 			for i, m := range c.members {
