@@ -148,6 +148,10 @@ func TestDirectBootAndPoweroff(t *testing.T) {
 	if !strings.Contains(out, "cg=0::/") {
 		t.Errorf("not on cgroup v2: %q", out)
 	}
+	out = run(t, ctx, vm, "etcdctl set /from-guest yes && etcdctl get /boot-test && etcdctl cluster-health")
+	if !strings.Contains(out, "hello") || !strings.Contains(out, "cluster is healthy") {
+		t.Errorf("etcdctl in the guest: %q", out)
+	}
 	out = run(t, ctx, vm, "read -r id < /etc/machine-id; echo id=$id")
 	if !regexp.MustCompile(`id=[0-9a-f]{32}`).MatchString(out) {
 		t.Errorf("machine id: %q", out)
