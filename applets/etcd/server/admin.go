@@ -87,6 +87,10 @@ func (s *Server) peerPropose(w http.ResponseWriter, r *http.Request) {
 		s.metrics.proposalDuration.Observe(time.Since(start).Seconds())
 		res, _ := f.Response().(result)
 		fw.Index = f.Index()
+		select { // let the followers learn the commit index now
+		case s.nudge <- struct{}{}:
+		default:
+		}
 		if res.Event != nil {
 			fw.Event, fw.EtcdIndex = res.Event, res.Event.EtcdIndex
 		}

@@ -245,11 +245,13 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, kr *keysRequest) {
 		s.watch(w, r, kr)
 		return
 	}
+	read := s.localRead
 	if kr.quorum {
-		if err := s.readIndex(r.Context()); err != nil {
-			s.writeError(w, err)
-			return
-		}
+		read = s.readIndex
+	}
+	if err := read(r.Context()); err != nil {
+		s.writeError(w, err)
+		return
 	}
 	ev, err := s.fsm.store.Get(kr.key, kr.recursive, kr.sorted, time.Now())
 	if err != nil {
@@ -261,6 +263,10 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, kr *keysRequest) {
 
 // watch long-polls (or streams) the events of a key.
 func (s *Server) watch(w http.ResponseWriter, r *http.Request, kr *keysRequest) {
+	if err := s.localRead(r.Context()); err != nil {
+		s.writeError(w, err)
+		return
+	}
 	wt, err := s.fsm.store.Watch(kr.key, kr.recursive, kr.stream, kr.waitIndex)
 	if err != nil {
 		s.writeError(w, err)

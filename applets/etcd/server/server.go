@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -50,6 +51,15 @@ type Server struct {
 	// its own term (a barrier): only then is its commit index a safe read index.
 	leaderMu    sync.Mutex
 	leaderReady chan struct{}
+
+	// readFloor is the raft index of the newest write this member
+	// acknowledged after forwarding it: local reads wait until it is
+	// applied here, so a client reads its own writes on the same member.
+	readFloor atomic.Uint64
+	// nudge asks the leader to append an empty entry, which carries the new
+	// commit index to the followers at once (hashicorp/raft otherwise tells
+	// them with the next heartbeat or entry, up to CommitTimeout later).
+	nudge chan struct{}
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -98,7 +108,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, members: members, id: memberID(cfg.InitialAdvertisePeerURLs),
 		fsm: newFSM(), started: time.Now(), stop: make(chan struct{}), leaderReady: make(chan struct{}),
-		stats: newServerStats(cfg.Name)}
+		stats: newServerStats(cfg.Name), nudge: make(chan struct{}, 1)}
 	s.metrics = newMetrics(s)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("--data-dir: %w", err)
@@ -114,7 +124,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	s.wg.Add(3)
+	s.wg.Add(4)
+	go s.nudger()
 	go s.publish()
 	go s.leaderLoop()
 	go s.rememberIdentity()
@@ -207,7 +218,7 @@ func (s *Server) startRaft() error {
 	if peerClientTLS != nil {
 		s.peerScheme = "https"
 	}
-	s.peerClient = &http.Client{Transport: &http.Transport{TLSClientConfig: peerClientTLS, MaxIdleConnsPerHost: 64}}
+	s.peerClient = &http.Client{Transport: &http.Transport{TLSClientConfig: peerClientTLS, MaxIdleConnsPerHost: 1024}}
 	s.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: s.peerLn, MaxPool: 4, Timeout: 10 * time.Second, Logger: hlog,
 	})
@@ -419,8 +430,9 @@ func errRaft(cause string) error {
 	return store.NewError(store.EcodeRaftInternal, cause, 0)
 }
 
-// propose commits an entry through the leader and returns its result once
-// this member has applied it too (so a read here sees the write).
+// propose commits an entry through the leader and returns its result. A
+// follower does not wait for its own apply: it raises its read floor, so
+// that its next local read waits for the write instead.
 func (s *Server) propose(ctx context.Context, entry []byte) (result, error) {
 	if s.raft.State() == raft.Leader {
 		start := time.Now()
@@ -436,10 +448,34 @@ func (s *Server) propose(ctx context.Context, entry []byte) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	if err := s.fsm.waitApplied(ctx, index); err != nil {
-		return result{}, errRaft(err.Error())
+	for {
+		floor := s.readFloor.Load()
+		if index <= floor || s.readFloor.CompareAndSwap(floor, index) {
+			break
+		}
 	}
 	return r, nil
+}
+
+// localRead waits until this member has applied every write it
+// acknowledged (its read floor).
+func (s *Server) localRead(ctx context.Context) error {
+	return s.waitApplied(ctx, s.readFloor.Load())
+}
+
+// nudger appends an empty entry when asked, one at a time.
+func (s *Server) nudger() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.nudge:
+			if s.raft.State() == raft.Leader {
+				s.raft.Apply(nil, time.Second).Error()
+			}
+		}
+	}
 }
 
 func raftError(err error) error {
