@@ -255,57 +255,69 @@ func (s *Server) changeMembership(ctx context.Context, op string, m Member) erro
 	if s.raft.State() != raft.Leader {
 		return s.forwardMembership(ctx, op, m)
 	}
-	var f raft.IndexFuture
-	switch op {
-	case "add", "update":
-		f = s.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(hostPort(m.PeerURLs[0])), 0, 10*time.Second)
-	case "remove":
-		f = s.raft.RemoveServer(raft.ServerID(m.ID), 0, 10*time.Second)
-	}
-	if err := f.Error(); err != nil {
-		return fmt.Errorf("changing the raft configuration: %w", err)
-	}
-	var entry []byte
 	if op == "remove" {
-		entry = append([]byte{entryRemove}, m.ID...)
-	} else {
-		b, _ := json.Marshal(Member{ID: m.ID, PeerURLs: m.PeerURLs})
-		entry = append([]byte{entryMember}, b...)
-	}
-	_, err := s.propose(ctx, entry)
-	return err
-}
-
-func (s *Server) forwardMembership(ctx context.Context, op string, m Member) error {
-	ms, _ := s.memberList()
-	leader := s.Leader()
-	for _, lm := range ms {
-		if lm.ID != leader || len(lm.ClientURLs) == 0 {
-			continue
+		// Forget the attributes first: a leader that removes itself steps
+		// down at once and could not propose anything afterwards.
+		if _, err := s.propose(ctx, append([]byte{entryRemove}, m.ID...)); err != nil {
+			return err
 		}
-		var req *http.Request
-		body := strings.NewReader(fmt.Sprintf(`{"peerURLs":%s}`, mustJSON(m.PeerURLs)))
-		switch op {
-		case "add":
-			req, _ = http.NewRequestWithContext(ctx, "POST", lm.ClientURLs[0]+"/v2/members", body)
-		case "update":
-			req, _ = http.NewRequestWithContext(ctx, "PUT", lm.ClientURLs[0]+"/v2/members/"+m.ID, body)
-		case "remove":
-			req, _ = http.NewRequestWithContext(ctx, "DELETE", lm.ClientURLs[0]+"/v2/members/"+m.ID, nil)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := s.clientTransport().Do(req)
-		if err != nil {
-			return fmt.Errorf("forwarding to the leader: %w", err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode >= 300 {
-			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			return fmt.Errorf("the leader answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
+		if err := s.raft.RemoveServer(raft.ServerID(m.ID), 0, 10*time.Second).Error(); err != nil {
+			return fmt.Errorf("changing the raft configuration: %w", err)
 		}
 		return nil
 	}
-	return fmt.Errorf("no leader to change the membership")
+	if err := s.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(hostPort(m.PeerURLs[0])), 0, 10*time.Second).Error(); err != nil {
+		return fmt.Errorf("changing the raft configuration: %w", err)
+	}
+	b, _ := json.Marshal(Member{ID: m.ID, PeerURLs: m.PeerURLs})
+	_, err := s.propose(ctx, append([]byte{entryMember}, b...))
+	return err
+}
+
+// leaderClientURL waits (up to 5 s) for a leader whose client URL is known.
+func (s *Server) leaderClientURL(ctx context.Context) (string, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if m, ok := s.fsm.member(s.Leader()); ok && len(m.ClientURLs) > 0 {
+			return m.ClientURLs[0], nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("no leader to change the membership")
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Server) forwardMembership(ctx context.Context, op string, m Member) error {
+	leader, err := s.leaderClientURL(ctx)
+	if err != nil {
+		return err
+	}
+	var req *http.Request
+	body := strings.NewReader(fmt.Sprintf(`{"peerURLs":%s}`, mustJSON(m.PeerURLs)))
+	switch op {
+	case "add":
+		req, _ = http.NewRequestWithContext(ctx, "POST", leader+"/v2/members", body)
+	case "update":
+		req, _ = http.NewRequestWithContext(ctx, "PUT", leader+"/v2/members/"+m.ID, body)
+	case "remove":
+		req, _ = http.NewRequestWithContext(ctx, "DELETE", leader+"/v2/members/"+m.ID, nil)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.clientTransport().Do(req)
+	if err != nil {
+		return fmt.Errorf("forwarding to the leader: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("the leader answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	return nil
 }
 
 func (s *Server) clientTransport() *http.Client {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -88,21 +87,18 @@ func (f *fsm) setApplied(idx uint64) {
 	f.appliedMu.Unlock()
 }
 
-// waitApplied returns once the entry at raft index idx is applied here.
-func (f *fsm) waitApplied(ctx context.Context, idx uint64) error {
-	for {
-		f.appliedMu.Lock()
-		done, ch := f.applied >= idx, f.advanced
-		f.appliedMu.Unlock()
-		if done {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+// appliedIndex is the raft index of the last command applied.
+func (f *fsm) appliedIndex() uint64 {
+	f.appliedMu.Lock()
+	defer f.appliedMu.Unlock()
+	return f.applied
+}
+
+// advancedCh is closed at the next apply.
+func (f *fsm) advancedCh() <-chan struct{} {
+	f.appliedMu.Lock()
+	defer f.appliedMu.Unlock()
+	return f.advanced
 }
 
 func (f *fsm) apply(l *raft.Log) any {
@@ -181,6 +177,7 @@ func (f *fsm) clusterID() string {
 // snapshotState is what a raft snapshot holds.
 type snapshotState struct {
 	Version  int               `json:"version"`
+	Applied  uint64            `json:"applied"` // the raft index of the last command in it
 	Identity clusterIdentity   `json:"identity"`
 	Members  map[string]Member `json:"members"`
 	Store    []byte            `json:"store"`
@@ -193,7 +190,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 		return nil, err
 	}
 	f.mu.RLock()
-	st := snapshotState{Version: 1, Identity: f.identity, Members: make(map[string]Member, len(f.members)), Store: b}
+	st := snapshotState{Version: 1, Applied: f.appliedIndex(), Identity: f.identity, Members: make(map[string]Member, len(f.members)), Store: b}
 	for k, v := range f.members {
 		st.Members[k] = v
 	}
@@ -213,6 +210,11 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := f.store.Restore(st.Store); err != nil {
 		return fmt.Errorf("restoring the store: %w", err)
 	}
+	f.appliedMu.Lock()
+	f.applied = st.Applied
+	close(f.advanced)
+	f.advanced = make(chan struct{})
+	f.appliedMu.Unlock()
 	f.mu.Lock()
 	f.identity = st.Identity
 	f.members = st.Members
