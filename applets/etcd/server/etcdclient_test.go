@@ -149,9 +149,23 @@ func TestRealEtcdClient(t *testing.T) {
 	if err != nil {
 		t.Fatalf("member add: %v", err)
 	}
-	if ms, _ = mapi.List(ctx); len(ms) != 4 {
-		t.Fatalf("after add: %d members", len(ms))
+	waitMembers := func(what string, n int) {
+		t.Helper()
+		// Another member learns a configuration change with the leader's
+		// next append: poll.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			ms, _ := mapi.List(ctx)
+			if len(ms) == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d members, want %d", what, len(ms), n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
+	waitMembers("after add", 4)
 	if _, err := mapi.Add(ctx, fmt.Sprintf("http://127.0.0.1:%d", p[0])); err == nil {
 		t.Fatal("adding the same peer URL twice was accepted")
 	}
@@ -161,9 +175,7 @@ func TestRealEtcdClient(t *testing.T) {
 	if err := mapi.Remove(ctx, added.ID); err != nil {
 		t.Fatalf("member remove: %v", err)
 	}
-	if ms, _ = mapi.List(ctx); len(ms) != 3 {
-		t.Fatalf("after remove: %d members", len(ms))
-	}
+	waitMembers("after remove", 3)
 	if err := mapi.Remove(ctx, "ffffffff"); err == nil {
 		t.Fatal("removing an unknown member succeeded")
 	}
