@@ -3,7 +3,9 @@
 #
 #   ./mkimage.sh [build]   binary -> kernel -> initramfs -> iPXE script, into out/
 #   ./mkimage.sh run       build what is missing, then boot it in QEMU (serial console
-#                          on this terminal; Ctrl-A X or `systemctl poweroff` ends it)
+#                          on this terminal with a shell; Ctrl-A X or `systemctl poweroff`
+#                          ends it; COREBOX_APPEND replaces the extra kernel arguments,
+#                          default corebox.debug=1)
 #   ./mkimage.sh clean     remove out/ (the kernel cache stays)
 #   --debug                also pack u-root's core commands into /bbin
 #
@@ -18,7 +20,7 @@ for a in "$@"; do
 	case "$a" in
 	build | run | clean) CMD=$a ;;
 	--debug) DEBUG=1 ;;
-	-h | --help) sed -n '2,12p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,13p' "$0"; exit 0 ;;
 	*) echo "mkimage.sh: unknown argument '$a' (build|run|clean, --debug)" >&2; exit 2 ;;
 	esac
 done
@@ -118,7 +120,7 @@ run() {
 	say "booting in QEMU (TCG): Ctrl-A X or 'systemctl poweroff' ends it"
 	exec qemu-system-x86_64 -machine pc -accel tcg -m 1024 -smp 2 -nographic -no-reboot \
 		-kernel "$OUT/vmlinuz" -initrd "$OUT/initramfs.img" \
-		-append "console=tty0 console=ttyS0 quiet ${COREBOX_APPEND:-}" \
+		-append "console=tty0 console=ttyS0 quiet ${COREBOX_APPEND-corebox.debug=1}" \
 		-nic user,model=virtio-net-pci -device virtio-rng-pci
 }
 
