@@ -1,0 +1,46 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/corebox/corebox/applets/etcd/store"
+)
+
+// FuzzParseKeysRequest feeds arbitrary paths, queries and form bodies to
+// the /v2/keys request parser: it must never panic, every refusal must be
+// an etcd error, and an accepted request must make a command that encodes.
+func FuzzParseKeysRequest(f *testing.F) {
+	f.Add("PUT", "/v2/keys/a", "", "value=1&ttl=5")
+	f.Add("PUT", "/v2/keys/a/b", "prevExist=false", "value=x&prevValue=y&prevIndex=3")
+	f.Add("GET", "/v2/keys/", "recursive=true&sorted=true&quorum=true", "")
+	f.Add("GET", "/v2/keys/q", "wait=true&waitIndex=7&stream=true", "")
+	f.Add("DELETE", "/v2/keys/d", "dir=true&recursive=true", "")
+	f.Add("POST", "/v2/keys/queue", "", "value=v&ttl=")
+	f.Add("PUT", "/v2/keys/r", "refresh=true&ttl=10", "")
+	f.Add("PUT", "/v2/keys/%2e%2e/x", "ttl=-1", "value=%zz")
+	f.Fuzz(func(t *testing.T, method, path, query, body string) {
+		u := &url.URL{Path: path, RawQuery: query}
+		r, err := http.NewRequest(method, u.String(), strings.NewReader(body))
+		if err != nil {
+			return
+		}
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		now := time.Unix(1700000000, 0)
+		kr, err := parseKeysRequest(r, DefaultMaxRequestBytes, now)
+		if err != nil {
+			var se *store.Error
+			if !errors.As(err, &se) {
+				t.Fatalf("a refusal that is not an etcd error: %T %v", err, err)
+			}
+			return
+		}
+		if _, err := kr.command(now).Marshal(); err != nil {
+			t.Fatalf("an accepted request made a command that does not encode: %v", err)
+		}
+	})
+}
