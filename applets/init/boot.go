@@ -90,12 +90,10 @@ func boot(ctx context.Context) int {
 		emergency = errors.New("corebox.emergency=1 on the kernel command line")
 	}
 	env := []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin:/bbin", "HOME=/root", "TERM=linux"}
-	host, _ := os.Hostname()
 	n := node{
 		root: "/", cgroup: "/sys/fs/cgroup/system.slice", socket: "/run/corebox/init.sock",
 		log: log, console: console, env: env,
-		logDir:     map[bool]string{true: "/var/log/corebox"}[persistent],
-		specifiers: map[rune]string{'H': host, 'm': readMachineID()},
+		logDir: map[bool]string{true: "/var/log/corebox"}[persistent],
 	}
 	if cfg != nil {
 		n.enable = enabledUnits(cfg.Units)
@@ -191,11 +189,6 @@ func setHostname(name string) error {
 	return os.WriteFile("/etc/hostname", []byte(name+"\n"), 0o644)
 }
 
-func readMachineID() string {
-	b, _ := os.ReadFile("/etc/machine-id")
-	return strings.TrimSpace(string(b))
-}
-
 func mountAll(mounts []mountPoint) []error {
 	var errs []error
 	for _, m := range mounts {
@@ -259,14 +252,4 @@ func consoleShell(log *slog.Logger, env []string, emergency bool) {
 		}
 		time.Sleep(time.Second)
 	}
-}
-
-// checkUnits parses the machine config's unit files without writing them.
-func checkUnits(units []machine.UnitFile) error {
-	dir, err := os.MkdirTemp("", "units")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	return installUnits(dir, units)
 }

@@ -113,8 +113,6 @@ type node struct {
 	// enable are units the machine config asks to start at boot besides
 	// those wanted by multi-user.target.
 	enable []string
-	// specifiers for unit files (%H, %m).
-	specifiers map[rune]string
 	// settled, when set, runs once boot is done: after the ready line, or
 	// after the emergency banner.
 	settled func()
@@ -139,7 +137,6 @@ func (n *node) run(ctx context.Context, start time.Time, power chan control.Powe
 		EnableControllers: os.Getpid() == 1,
 		LogDir:            n.logDir,
 		Env:               n.env,
-		Specifiers:        n.specifiers,
 		Logger:            n.log,
 	})
 	if sup == nil {
@@ -173,7 +170,7 @@ func (n *node) run(ctx context.Context, start time.Time, power chan control.Powe
 		default:
 			return errors.New("a shutdown is already under way")
 		}
-	}, n.log)
+	})
 	go srv.Serve(srvCtx, l)
 
 	if emergency != nil {
@@ -215,17 +212,22 @@ func (n *node) run(ctx context.Context, start time.Time, power chan control.Powe
 	return action, nil
 }
 
-// installUnits writes the machine config's unit files below root. Every
-// file is parsed first: one that does not parse is refused and none is written.
-func installUnits(root string, units []machine.UnitFile) error {
+// checkUnits parses the machine config's unit files, writing nothing.
+func checkUnits(units []machine.UnitFile) error {
 	var errs []error
 	for i, u := range units {
 		if _, err := unit.Parse(u.Name, strings.NewReader(u.Contents)); err != nil {
 			errs = append(errs, fmt.Errorf("units[%d].contents: %w", i, err))
 		}
 	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
+	return errors.Join(errs...)
+}
+
+// installUnits writes the machine config's unit files below root. Every
+// file is parsed first: one that does not parse is refused and none is written.
+func installUnits(root string, units []machine.UnitFile) error {
+	if err := checkUnits(units); err != nil {
+		return err
 	}
 	dir := filepath.Join(root, configUnitDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -308,7 +308,7 @@ func (s *Server) forwardMembership(ctx context.Context, op string, m Member) err
 		req, _ = http.NewRequestWithContext(ctx, "DELETE", leader+"/v2/members/"+m.ID, nil)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := s.clientTransport().Do(req)
+	resp, err := s.leaderClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("forwarding to the leader: %w", err)
 	}
@@ -318,11 +318,6 @@ func (s *Server) forwardMembership(ctx context.Context, op string, m Member) err
 		return fmt.Errorf("the leader answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
 	}
 	return nil
-}
-
-func (s *Server) clientTransport() *http.Client {
-	_, cli, _ := s.cfg.ClientTLS.configs()
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: cli}, Timeout: 15 * time.Second}
 }
 
 func mustJSON(v any) string {

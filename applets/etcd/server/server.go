@@ -41,7 +41,9 @@ type Server struct {
 	peerHTTP   *http.Server
 	clientHTTP []*http.Server
 	peerClient *http.Client
-	peerScheme string
+	// leaderClient forwards membership changes to the leader's client URL.
+	leaderClient *http.Client
+	peerScheme   string
 
 	started time.Time
 	stats   *serverStats
@@ -197,14 +199,14 @@ func (s *Server) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("opening snapshots in %s: %w", cfg.DataDir, err)
 	}
-	_, peerClientTLS, err := cfg.PeerTLS.configs()
+	peerServerTLS, peerClientTLS, err := cfg.PeerTLS.configs()
 	if err != nil {
 		return fmt.Errorf("peer TLS: %w", err)
 	}
 	if len(cfg.ListenPeerURLs) != 1 {
 		return fmt.Errorf("--listen-peer-urls: exactly one URL is supported, got %d", len(cfg.ListenPeerURLs))
 	}
-	ln, err := s.listen(cfg.ListenPeerURLs[0], cfg.PeerTLS)
+	ln, err := listen(cfg.ListenPeerURLs[0], peerServerTLS)
 	if err != nil {
 		return fmt.Errorf("--listen-peer-urls: %w", err)
 	}
@@ -258,18 +260,13 @@ func (s *Server) startRaft() error {
 	return nil
 }
 
-// listen opens a TCP listener for a URL, with TLS for https.
-func (s *Server) listen(rawURL string, t TLSInfo) (net.Listener, error) {
+// listen opens a TCP listener for a URL, with srv's TLS for https.
+func listen(rawURL string, srv *tls.Config) (net.Listener, error) {
 	ln, err := net.Listen("tcp", hostPort(rawURL))
 	if err != nil {
 		return nil, err
 	}
 	if strings.HasPrefix(rawURL, "https://") {
-		srv, _, err := t.configs()
-		if err != nil {
-			ln.Close()
-			return nil, err
-		}
 		if srv == nil {
 			ln.Close()
 			return nil, fmt.Errorf("%s is https but no certificate is given", rawURL)
@@ -283,9 +280,14 @@ func (s *Server) listen(rawURL string, t TLSInfo) (net.Listener, error) {
 func (s *Server) serve() error {
 	s.peerHTTP = &http.Server{Handler: s.peerHandler(), ReadHeaderTimeout: 10 * time.Second}
 	go s.peerHTTP.Serve(s.peerLn.httpListener())
+	clientServerTLS, clientClientTLS, err := s.cfg.ClientTLS.configs()
+	if err != nil {
+		return fmt.Errorf("client TLS: %w", err)
+	}
+	s.leaderClient = &http.Client{Transport: &http.Transport{TLSClientConfig: clientClientTLS}, Timeout: 15 * time.Second}
 	h := s.clientHandler()
 	for _, u := range s.cfg.ListenClientURLs {
-		ln, err := s.listen(u, s.cfg.ClientTLS)
+		ln, err := listen(u, clientServerTLS)
 		if err != nil {
 			return fmt.Errorf("--listen-client-urls %s: %w", u, err)
 		}

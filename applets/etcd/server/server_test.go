@@ -41,22 +41,29 @@ type testCluster struct {
 }
 
 func newTestCluster(t *testing.T, n int) *testCluster {
+	return newTestClusterWith(t, n, "http", "test", TLSInfo{})
+}
+
+// newTestClusterWith starts n members whose URLs have scheme, with the
+// given cluster token and the same TLS on the client and peer ports.
+func newTestClusterWith(t *testing.T, n int, scheme, token string, tlsInfo TLSInfo) *testCluster {
 	t.Helper()
 	ports := freePorts(t, 2*n)
 	c := &testCluster{t: t}
 	var initial []string
 	for i := 0; i < n; i++ {
-		initial = append(initial, fmt.Sprintf("m%d=http://127.0.0.1:%d", i, ports[2*i+1]))
+		initial = append(initial, fmt.Sprintf("m%d=%s://127.0.0.1:%d", i, scheme, ports[2*i+1]))
 	}
 	dir := t.TempDir()
 	for i := 0; i < n; i++ {
-		client := fmt.Sprintf("http://127.0.0.1:%d", ports[2*i])
-		peer := fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1])
+		client := fmt.Sprintf("%s://127.0.0.1:%d", scheme, ports[2*i])
+		peer := fmt.Sprintf("%s://127.0.0.1:%d", scheme, ports[2*i+1])
 		c.cfgs = append(c.cfgs, Config{
 			Name: fmt.Sprintf("m%d", i), DataDir: filepath.Join(dir, fmt.Sprintf("m%d", i)),
 			ListenClientURLs: []string{client}, AdvertiseClientURLs: []string{client},
 			ListenPeerURLs: []string{peer}, InitialAdvertisePeerURLs: []string{peer},
-			InitialCluster: strings.Join(initial, ","), InitialClusterToken: "test",
+			InitialCluster: strings.Join(initial, ","), InitialClusterToken: token,
+			ClientTLS: tlsInfo, PeerTLS: tlsInfo,
 			HeartbeatInterval: 50 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond,
 		})
 		c.members = append(c.members, nil)

@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
 	"math/big"
 	"net"
 	"net/http"
@@ -55,37 +54,8 @@ func testPKI(t *testing.T, dir string) (ca, cert, key string) {
 // with a certificate signed by the CA gets through, and writes replicate.
 func TestTLSClientAndPeer(t *testing.T) {
 	ca, cert, key := testPKI(t, t.TempDir())
-	ports := freePorts(t, 6)
-	var initial []string
-	for i := 0; i < 3; i++ {
-		initial = append(initial, fmt.Sprintf("m%d=https://127.0.0.1:%d", i, ports[2*i+1]))
-	}
 	info := TLSInfo{CertFile: cert, KeyFile: key, TrustedCAFile: ca, ClientCertAuth: true}
-	c := &testCluster{t: t}
-	dir := t.TempDir()
-	for i := 0; i < 3; i++ {
-		client := fmt.Sprintf("https://127.0.0.1:%d", ports[2*i])
-		peer := fmt.Sprintf("https://127.0.0.1:%d", ports[2*i+1])
-		c.cfgs = append(c.cfgs, Config{
-			Name: fmt.Sprintf("m%d", i), DataDir: filepath.Join(dir, fmt.Sprintf("m%d", i)),
-			ListenClientURLs: []string{client}, AdvertiseClientURLs: []string{client},
-			ListenPeerURLs: []string{peer}, InitialAdvertisePeerURLs: []string{peer},
-			InitialCluster: strings.Join(initial, ","), InitialClusterToken: "tls",
-			ClientTLS: info, PeerTLS: info,
-			HeartbeatInterval: 50 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond,
-		})
-		c.members = append(c.members, nil)
-	}
-	for i := range c.cfgs {
-		c.start(i)
-	}
-	t.Cleanup(func() {
-		for _, m := range c.members {
-			if m != nil {
-				m.Close()
-			}
-		}
-	})
+	c := newTestClusterWith(t, 3, "https", "tls", info)
 	lead := c.leader()
 	_, cliTLS, err := info.configs()
 	if err != nil {

@@ -35,7 +35,7 @@ func TestClientServerOverSocket(t *testing.T) {
 	}
 	srvCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	go NewServer(sup, func(r PowerRequest) error { powered <- r.Action; return nil }, nil).Serve(srvCtx, l)
+	go NewServer(sup, func(r PowerRequest) error { powered <- r.Action; return nil }).Serve(srvCtx, l)
 	c := NewClient(sock)
 
 	if _, err := c.Status(ctx, "missing.service"); !errors.Is(err, ErrNotFound) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -40,14 +39,13 @@ type Power func(PowerRequest) error
 type Server struct {
 	sup   *supervisor.Supervisor
 	power Power
-	log   *slog.Logger
 	mux   *http.ServeMux
 }
 
 // NewServer returns the API over sup. power may be nil: then the system
 // actions answer 400.
-func NewServer(sup *supervisor.Supervisor, power Power, log *slog.Logger) *Server {
-	s := &Server{sup: sup, power: power, log: log, mux: http.NewServeMux()}
+func NewServer(sup *supervisor.Supervisor, power Power) *Server {
+	s := &Server{sup: sup, power: power, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /v1/units", s.list)
 	s.mux.HandleFunc("GET /v1/units/{name}", s.status)
 	s.mux.HandleFunc("GET /v1/units/{name}/file", s.getFile)
