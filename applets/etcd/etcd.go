@@ -82,6 +82,7 @@ func parse(args, environ []string, stderr io.Writer) (server.Config, error) {
 	fs.UintVar(&heartbeatMS, "heartbeat-interval", 100, "heartbeat interval in ms")
 	fs.UintVar(&electionMS, "election-timeout", 1000, "election timeout in ms")
 	fs.Int64Var(&maxRequestBytes, "max-request-bytes", server.DefaultMaxRequestBytes, "maximum client request size in bytes")
+	fs.BoolVar(&cfg.EnablePprof, "enable-pprof", false, "serve runtime profiling data over HTTP at /debug/pprof/ on the client URLs")
 	fs.BoolVar(&enableV2, "enable-v2", true, "accepted for compatibility: the v2 API is what corebox's registry serves")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -13,8 +14,6 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/corebox/corebox/applets/etcd/store"
 )
 
 func (s *Server) clientHandler() http.Handler {
@@ -32,6 +31,13 @@ func (s *Server) clientHandler() http.Handler {
 	mux.HandleFunc("GET /version", s.version)
 	mux.HandleFunc("GET /health", s.health)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	if s.cfg.EnablePprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return s.counting(cors(mux))
 }
 
@@ -60,69 +66,8 @@ func (s *Server) counting(h http.Handler) http.Handler {
 
 func (s *Server) peerHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /corebox/propose", s.peerPropose)
-	mux.HandleFunc("GET /corebox/readindex", s.peerReadIndex)
 	mux.HandleFunc("GET /members", s.listMembers)
 	return mux
-}
-
-// peerPropose applies a proposal forwarded by a follower (this member
-// must be the leader).
-func (s *Server) peerPropose(w http.ResponseWriter, r *http.Request) {
-	entry, err := io.ReadAll(io.LimitReader(r.Body, 2*s.cfg.MaxRequestBytes+1024))
-	var fw forwarded
-	switch {
-	case err != nil:
-		fw.Other = err.Error()
-	case s.raft.State() != raft.Leader:
-		fw.Error = store.NewError(store.EcodeLeaderElect, "", 0)
-	default:
-		start := time.Now()
-		f := s.raft.Apply(entry, 5*time.Second)
-		if err := f.Error(); err != nil {
-			se, _ := raftError(err).(*store.Error)
-			fw.Error = se
-			break
-		}
-		s.metrics.proposalDuration.Observe(time.Since(start).Seconds())
-		res, _ := f.Response().(result)
-		fw.Index = f.Index()
-		select { // let the followers learn the commit index now
-		case s.nudge <- struct{}{}:
-		default:
-		}
-		if res.Event != nil {
-			fw.Event, fw.EtcdIndex = res.Event, res.Event.EtcdIndex
-		}
-		if res.Err != nil {
-			if se, ok := res.Err.(*store.Error); ok {
-				fw.Error = se
-			} else {
-				fw.Other = res.Err.Error()
-			}
-		}
-	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(fw)
-}
-
-func (s *Server) peerReadIndex(w http.ResponseWriter, r *http.Request) {
-	var out struct {
-		Index uint64       `json:"index"`
-		Error *store.Error `json:"error,omitempty"`
-	}
-	if s.raft.State() != raft.Leader {
-		out.Error = store.NewError(store.EcodeLeaderElect, "", 0)
-	} else if idx, err := s.leaderReadIndex(r.Context()); err != nil {
-		out.Error, _ = err.(*store.Error)
-		if out.Error == nil {
-			out.Error = store.NewError(store.EcodeRaftInternal, err.Error(), 0)
-		}
-	} else {
-		out.Index = idx
-	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(out)
 }
 
 // members returns the cluster's members: the raft configuration's servers,

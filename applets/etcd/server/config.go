@@ -41,6 +41,9 @@ type Config struct {
 	ElectionTimeout   time.Duration
 	// MaxRequestBytes bounds a client request (etcd: 1.5 MiB).
 	MaxRequestBytes int64
+	// EnablePprof serves net/http/pprof at /debug/pprof/ on the client URLs
+	// (etcd's --enable-pprof).
+	EnablePprof bool
 
 	Version string // reported by /version next to the API version
 	Logger  *slog.Logger

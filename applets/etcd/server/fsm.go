@@ -18,6 +18,7 @@ const (
 	entryMember  byte = 'm' // a Member's attributes (added, or published at start)
 	entryRemove  byte = 'r' // a member's removal (its attributes are forgotten)
 	entryCluster byte = 'i' // the cluster's identity, the first entry of a new cluster
+	entryBatch   byte = 'b' // several of the above, proposed together (batch.go)
 )
 
 // Member is one member of the cluster as /v2/members shows it.
@@ -105,19 +106,35 @@ func (f *fsm) apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand || len(l.Data) == 0 {
 		return nil
 	}
-	body := l.Data[1:]
-	switch l.Data[0] {
+	if l.Data[0] == entryBatch {
+		entries, err := decodeBatch(l.Data[1:])
+		if err != nil {
+			return result{Err: fmt.Errorf("raft entry %d: %w", l.Index, err)}
+		}
+		out := make(batchResult, len(entries))
+		for i, e := range entries {
+			out[i] = f.applyEntry(e, l.Index)
+		}
+		return out
+	}
+	return f.applyEntry(l.Data, l.Index)
+}
+
+// applyEntry applies one entry (not a batch) carried by raft entry index.
+func (f *fsm) applyEntry(data []byte, index uint64) result {
+	body := data[1:]
+	switch data[0] {
 	case entryCommand:
 		c, err := store.UnmarshalCommand(body)
 		if err != nil {
-			return result{Err: fmt.Errorf("raft entry %d: %w", l.Index, err)}
+			return result{Err: fmt.Errorf("raft entry %d: %w", index, err)}
 		}
 		ev, err := f.store.Apply(c)
 		return result{Event: ev, Err: err}
 	case entryMember:
 		var m Member
 		if err := json.Unmarshal(body, &m); err != nil {
-			return result{Err: fmt.Errorf("raft entry %d: %w", l.Index, err)}
+			return result{Err: fmt.Errorf("raft entry %d: %w", index, err)}
 		}
 		f.mu.Lock()
 		old := f.members[m.ID]
@@ -138,7 +155,7 @@ func (f *fsm) apply(l *raft.Log) any {
 	case entryCluster:
 		var id clusterIdentity
 		if err := json.Unmarshal(body, &id); err != nil {
-			return result{Err: fmt.Errorf("raft entry %d: %w", l.Index, err)}
+			return result{Err: fmt.Errorf("raft entry %d: %w", index, err)}
 		}
 		f.mu.Lock()
 		if f.identity.ClusterID == "" {
@@ -147,7 +164,7 @@ func (f *fsm) apply(l *raft.Log) any {
 		f.mu.Unlock()
 		return result{}
 	}
-	return result{Err: fmt.Errorf("raft entry %d: unknown kind %q", l.Index, l.Data[0])}
+	return result{Err: fmt.Errorf("raft entry %d: unknown kind %q", index, data[0])}
 }
 
 func (f *fsm) memberList() []Member {

@@ -11,23 +11,24 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// peerListener serves the peer port for two protocols: hashicorp/raft's
-// RPCs (whose first byte is a small RPC type) and HTTP (whose first byte is
-// an ASCII method letter), used for proposals forwarded to the leader,
-// read-index requests and membership queries. Connections are sorted by
-// their first byte.
+// peerListener serves the peer port for three protocols: hashicorp/raft's
+// RPCs (whose first byte is a small RPC type), the forwarding stream
+// (streamMagic) that carries followers' proposals and read-index requests
+// to the leader, and HTTP (whose first byte is an ASCII method letter) for
+// membership queries. Connections are sorted by their first byte.
 type peerListener struct {
-	ln     net.Listener
-	tls    *tls.Config // client side, for Dial; nil for plain TCP
-	addr   net.Addr    // the advertised address (raft's idea of ours)
-	raftCh chan net.Conn
-	httpCh chan net.Conn
-	done   chan struct{}
-	once   sync.Once
+	ln       net.Listener
+	tls      *tls.Config // client side, for Dial; nil for plain TCP
+	addr     net.Addr    // the advertised address (raft's idea of ours)
+	raftCh   chan net.Conn
+	httpCh   chan net.Conn
+	streamCh chan net.Conn
+	done     chan struct{}
+	once     sync.Once
 }
 
 func newPeerListener(ln net.Listener, dialTLS *tls.Config, advertise net.Addr) *peerListener {
-	p := &peerListener{ln: ln, tls: dialTLS, addr: advertise, raftCh: make(chan net.Conn, 16), httpCh: make(chan net.Conn, 16), done: make(chan struct{})}
+	p := &peerListener{ln: ln, tls: dialTLS, addr: advertise, raftCh: make(chan net.Conn, 16), httpCh: make(chan net.Conn, 16), streamCh: make(chan net.Conn, 16), done: make(chan struct{})}
 	go p.acceptLoop()
 	return p
 }
@@ -52,7 +53,8 @@ func (p *peerListener) acceptLoop() {
 	}
 }
 
-// sort peeks at the first byte of c and hands c to raft or to HTTP.
+// sort peeks at the first byte of c and hands c to raft, to the
+// forwarding stream (without the magic byte) or to HTTP.
 func (p *peerListener) sort(c net.Conn) {
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(c)
@@ -62,11 +64,15 @@ func (p *peerListener) sort(c net.Conn) {
 		return
 	}
 	c.SetReadDeadline(time.Time{})
-	pc := &peekedConn{Conn: c, r: br}
 	ch := p.raftCh
-	if b[0] >= 'A' {
+	switch {
+	case b[0] == streamMagic:
+		br.Discard(1)
+		ch = p.streamCh
+	case b[0] >= 'A':
 		ch = p.httpCh
 	}
+	pc := &peekedConn{Conn: c, r: br}
 	select {
 	case ch <- pc:
 	case <-p.done:
@@ -101,6 +107,29 @@ func (p *peerListener) Dial(address raft.ServerAddress, timeout time.Duration) (
 		return tls.DialWithDialer(d, "tcp", string(address), p.tls)
 	}
 	return d.Dial("tcp", string(address))
+}
+
+// streams delivers the forwarding streams that followers open; it is
+// closed with the listener.
+func (p *peerListener) streams() <-chan net.Conn {
+	out := make(chan net.Conn)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case c := <-p.streamCh:
+				select {
+				case out <- c:
+				case <-p.done:
+					c.Close()
+					return
+				}
+			case <-p.done:
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // httpListener is the HTTP side of the peer port.

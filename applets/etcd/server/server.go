@@ -1,13 +1,11 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -35,12 +33,21 @@ type Server struct {
 	fsm     *fsm
 	raft    *raft.Raft
 	logs    *raftboltdb.BoltStore
-	trans   *raft.NetworkTransport
-	peerLn  *peerListener
+	// cache keeps the newest log entries decoded, so that the leader's
+	// replication and every member's FSM read them without a bolt read and
+	// a msgpack decode each.
+	cache  *raft.LogCache
+	trans  *raft.NetworkTransport
+	peerLn *peerListener
 
 	peerHTTP   *http.Server
 	clientHTTP []*http.Server
-	peerClient *http.Client
+	// forwarder carries proposals and read-index requests to the leader.
+	forwarder forwarder
+	// proposals queue for the batcher at the leader; inflight holds a
+	// token per batch entry on its way through raft (batch.go).
+	proposals chan *proposal
+	inflight  chan struct{}
 	// leaderClient forwards membership changes to the leader's client URL.
 	leaderClient *http.Client
 	peerScheme   string
@@ -54,14 +61,21 @@ type Server struct {
 	leaderMu    sync.Mutex
 	leaderReady chan struct{}
 
+	// Read-index requests at the leader wait for the next confirmation
+	// round (nextRead); reading is true while a goroutine runs rounds.
+	readMu   sync.Mutex
+	nextRead *readRound
+	reading  bool
+
 	// readFloor is the raft index of the newest write this member
 	// acknowledged after forwarding it: local reads wait until it is
 	// applied here, so a client reads its own writes on the same member.
 	readFloor atomic.Uint64
-	// nudge asks the leader to append an empty entry, which carries the new
-	// commit index to the followers at once (hashicorp/raft otherwise tells
-	// them with the next heartbeat or entry, up to CommitTimeout later).
-	nudge chan struct{}
+	// nudge asks the leader to append an empty entry, which carries the
+	// commit index of the entry it names to the followers at once
+	// (hashicorp/raft otherwise tells them with the next heartbeat or
+	// entry, up to CommitTimeout later).
+	nudge chan uint64
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -110,7 +124,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, members: members, id: memberID(cfg.InitialAdvertisePeerURLs),
 		fsm: newFSM(), started: time.Now(), stop: make(chan struct{}), leaderReady: make(chan struct{}),
-		stats: newServerStats(cfg.Name), nudge: make(chan struct{}, 1)}
+		stats: newServerStats(cfg.Name), nudge: make(chan uint64, 1),
+		proposals: make(chan *proposal, 4096), inflight: make(chan struct{}, maxInflight)}
 	s.metrics = newMetrics(s)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("--data-dir: %w", err)
@@ -126,7 +141,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	s.wg.Add(4)
+	s.wg.Add(5)
+	go s.batches()
 	go s.nudger()
 	go s.publish()
 	go s.leaderLoop()
@@ -220,7 +236,7 @@ func (s *Server) startRaft() error {
 	if peerClientTLS != nil {
 		s.peerScheme = "https"
 	}
-	s.peerClient = &http.Client{Transport: &http.Transport{TLSClientConfig: peerClientTLS, MaxIdleConnsPerHost: 1024}}
+	s.forwarder.dial = func(addr raft.ServerAddress) (net.Conn, error) { return s.peerLn.Dial(addr, 5*time.Second) }
 	s.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: s.peerLn, MaxPool: 4, Timeout: 10 * time.Second, Logger: hlog,
 	})
@@ -243,7 +259,11 @@ func (s *Server) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("reading raft state: %w", err)
 	}
-	s.raft, err = raft.NewRaft(rc, s.fsm, s.logs, s.logs, snaps, s.trans)
+	s.cache, err = raft.NewLogCache(4096, s.logs)
+	if err != nil {
+		return fmt.Errorf("raft log cache: %w", err)
+	}
+	s.raft, err = raft.NewRaft(rc, s.fsm, s.cache, s.logs, snaps, s.trans)
 	if err != nil {
 		return fmt.Errorf("starting raft: %w", err)
 	}
@@ -280,6 +300,11 @@ func listen(rawURL string, srv *tls.Config) (net.Listener, error) {
 func (s *Server) serve() error {
 	s.peerHTTP = &http.Server{Handler: s.peerHandler(), ReadHeaderTimeout: 10 * time.Second}
 	go s.peerHTTP.Serve(s.peerLn.httpListener())
+	go func() {
+		for c := range s.peerLn.streams() {
+			go s.serveStream(c)
+		}
+	}()
 	clientServerTLS, clientClientTLS, err := s.cfg.ClientTLS.configs()
 	if err != nil {
 		return fmt.Errorf("client TLS: %w", err)
@@ -312,6 +337,7 @@ func (s *Server) Close() error {
 	if s.peerHTTP != nil {
 		s.peerHTTP.Close()
 	}
+	s.forwarder.close()
 	err := s.closeRaft()
 	s.wg.Wait()
 	return err
@@ -438,14 +464,12 @@ func errRaft(cause string) error {
 // that its next local read waits for the write instead.
 func (s *Server) propose(ctx context.Context, entry []byte) (result, error) {
 	if s.raft.State() == raft.Leader {
-		start := time.Now()
-		f := s.raft.Apply(entry, 5*time.Second)
-		if err := f.Error(); err != nil {
-			return result{}, raftError(err)
+		select {
+		case p := <-s.submit(entry):
+			return p.res, p.err
+		case <-ctx.Done():
+			return result{}, errRaft("etcdserver: request timed out")
 		}
-		s.metrics.proposalDuration.Observe(time.Since(start).Seconds())
-		r, _ := f.Response().(result)
-		return r, nil
 	}
 	r, index, err := s.forward(ctx, entry)
 	if err != nil {
@@ -466,17 +490,25 @@ func (s *Server) localRead(ctx context.Context) error {
 	return s.waitApplied(ctx, s.readFloor.Load())
 }
 
-// nudger appends an empty entry when asked, one at a time.
+// nudger appends an empty entry when asked, one at a time, unless a newer
+// entry was appended meanwhile (under load one always is): that entry
+// carries the commit index too.
 func (s *Server) nudger() {
 	defer s.wg.Done()
 	for {
+		var idx uint64
 		select {
 		case <-s.stop:
 			return
-		case <-s.nudge:
-			if s.raft.State() == raft.Leader {
-				s.raft.Apply(nil, time.Second).Error()
-			}
+		case idx = <-s.nudge:
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(time.Millisecond):
+		}
+		if s.raft.State() == raft.Leader && s.raft.LastIndex() <= idx {
+			s.raft.Apply(nil, time.Second).Error()
 		}
 	}
 }
@@ -489,127 +521,6 @@ func raftError(err error) error {
 		return errRaft("etcdserver: request timed out")
 	}
 	return errRaft(err.Error())
-}
-
-// leaderPeer waits for a leader and returns the base URL of its peer port.
-func (s *Server) leaderPeer(ctx context.Context) (string, error) {
-	deadline := time.Now().Add(2 * s.cfg.ElectionTimeout)
-	for {
-		addr, id := s.raft.LeaderWithID()
-		if addr != "" && string(id) != s.id {
-			return s.peerScheme + "://" + string(addr), nil
-		}
-		if addr != "" && string(id) == s.id && s.raft.State() == raft.Leader {
-			return "", nil // we became the leader meanwhile
-		}
-		if time.Now().After(deadline) {
-			return "", errLeaderElection()
-		}
-		select {
-		case <-ctx.Done():
-			return "", errLeaderElection()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// forwarded is the peer API's answer to a forwarded proposal.
-type forwarded struct {
-	Event     *store.Event `json:"event,omitempty"`
-	EtcdIndex uint64       `json:"etcd_index"`
-	Error     *store.Error `json:"error,omitempty"`
-	Other     string       `json:"other,omitempty"` // a non-etcd error
-	Index     uint64       `json:"index"`           // the entry's raft index
-}
-
-func (s *Server) forward(ctx context.Context, entry []byte) (result, uint64, error) {
-	base, err := s.leaderPeer(ctx)
-	if err != nil {
-		return result{}, 0, err
-	}
-	if base == "" {
-		r, err := s.propose(ctx, entry)
-		return r, 0, err
-	}
-	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/corebox/propose", bytes.NewReader(entry))
-	resp, err := s.peerClient.Do(req)
-	if err != nil {
-		return result{}, 0, errRaft(fmt.Sprintf("forwarding to the leader: %v", err))
-	}
-	defer resp.Body.Close()
-	var fw forwarded
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&fw); err != nil {
-		return result{}, 0, errRaft(fmt.Sprintf("the leader's answer: %v", err))
-	}
-	switch {
-	case fw.Other != "":
-		return result{}, 0, errRaft(fw.Other)
-	case fw.Error != nil && fw.Event == nil && fw.Index == 0:
-		return result{}, 0, fw.Error // raft trouble at the leader (300/301)
-	}
-	if fw.Event != nil {
-		fw.Event.EtcdIndex = fw.EtcdIndex
-	}
-	r := result{Event: fw.Event}
-	if fw.Error != nil {
-		r.Err = fw.Error
-	}
-	return r, fw.Index, nil
-}
-
-// readIndex makes a following local read linearizable: it learns the
-// leader's commit index after the leader confirmed it still leads, and
-// waits until this member has applied that far.
-func (s *Server) readIndex(ctx context.Context) error {
-	if s.raft.State() == raft.Leader {
-		idx, err := s.leaderReadIndex(ctx)
-		if err != nil {
-			return err
-		}
-		return s.waitApplied(ctx, idx)
-	}
-	base, err := s.leaderPeer(ctx)
-	if err != nil {
-		return err
-	}
-	if base == "" {
-		return s.readIndex(ctx)
-	}
-	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/corebox/readindex", nil)
-	resp, err := s.peerClient.Do(req)
-	if err != nil {
-		return errRaft(fmt.Sprintf("asking the leader for a read index: %v", err))
-	}
-	defer resp.Body.Close()
-	var ri struct {
-		Index uint64       `json:"index"`
-		Error *store.Error `json:"error"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&ri); err != nil {
-		return errRaft(fmt.Sprintf("the leader's read index: %v", err))
-	}
-	if ri.Error != nil {
-		return ri.Error
-	}
-	return s.waitApplied(ctx, ri.Index)
-}
-
-func (s *Server) leaderReadIndex(ctx context.Context) (uint64, error) {
-	s.leaderMu.Lock()
-	ready := s.leaderReady
-	s.leaderMu.Unlock()
-	select {
-	case <-ready:
-	case <-ctx.Done():
-		return 0, errLeaderElection()
-	case <-time.After(2 * s.cfg.ElectionTimeout):
-		return 0, errLeaderElection()
-	}
-	idx := s.raft.CommitIndex()
-	if err := s.raft.VerifyLeader().Error(); err != nil {
-		return 0, raftError(err)
-	}
-	return idx, nil
 }
 
 func (s *Server) waitApplied(ctx context.Context, idx uint64) error {
@@ -642,7 +553,7 @@ func (s *Server) caughtUp(idx uint64) bool {
 	}
 	for i := applied + 1; i <= idx; i++ {
 		var l raft.Log
-		if err := s.logs.GetLog(i, &l); err != nil {
+		if err := s.cache.GetLog(i, &l); err != nil {
 			if errors.Is(err, raft.ErrLogNotFound) {
 				continue
 			}
