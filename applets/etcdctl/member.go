@@ -1,6 +1,7 @@
 package etcdctl
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,9 +10,12 @@ import (
 	"github.com/corebox/corebox/applets/etcd/client"
 )
 
-func (inv *invocation) memberList(f *parsedFlags) int {
-	if len(f.args()) != 0 {
-		fmt.Fprintln(inv.stderr, "No arguments accepted")
+// memberCommand checks that a member subcommand got n arguments (else
+// prints usage), then runs do with a synced client under the total timeout.
+func (inv *invocation) memberCommand(f *parsedFlags, n int, usage string, do func(ctx context.Context, c *client.Client, args []string) int) int {
+	args := f.args()
+	if len(args) != n {
+		fmt.Fprintln(inv.stderr, usage)
 		return exitBadArgs
 	}
 	c, code := inv.newClient(true)
@@ -20,6 +24,14 @@ func (inv *invocation) memberList(f *parsedFlags) int {
 	}
 	ctx, cancel := inv.totalTimeout()
 	defer cancel()
+	return do(ctx, c, args)
+}
+
+func (inv *invocation) memberList(f *parsedFlags) int {
+	return inv.memberCommand(f, 0, "No arguments accepted", inv.listMembers)
+}
+
+func (inv *invocation) listMembers(ctx context.Context, c *client.Client, _ []string) int {
 	members, err := c.Members(ctx)
 	if err != nil {
 		fmt.Fprintln(inv.stderr, err.Error())
@@ -41,17 +53,10 @@ func (inv *invocation) memberList(f *parsedFlags) int {
 }
 
 func (inv *invocation) memberAdd(f *parsedFlags) int {
-	args := f.args()
-	if len(args) != 2 {
-		fmt.Fprintln(inv.stderr, "Provide a name and a single member peerURL")
-		return exitBadArgs
-	}
-	c, code := inv.newClient(true)
-	if code != exitSuccess {
-		return code
-	}
-	ctx, cancel := inv.totalTimeout()
-	defer cancel()
+	return inv.memberCommand(f, 2, "Provide a name and a single member peerURL", inv.addMember)
+}
+
+func (inv *invocation) addMember(ctx context.Context, c *client.Client, args []string) int {
 	m, err := c.AddMember(ctx, args[1])
 	if err != nil {
 		fmt.Fprintln(inv.stderr, err.Error())
@@ -82,18 +87,11 @@ func (inv *invocation) memberAdd(f *parsedFlags) int {
 }
 
 func (inv *invocation) memberRemove(f *parsedFlags) int {
-	args := f.args()
-	if len(args) != 1 {
-		fmt.Fprintln(inv.stderr, "Provide a single member ID")
-		return exitBadArgs
-	}
+	return inv.memberCommand(f, 1, "Provide a single member ID", inv.removeMember)
+}
+
+func (inv *invocation) removeMember(ctx context.Context, c *client.Client, args []string) int {
 	id := args[0]
-	c, code := inv.newClient(true)
-	if code != exitSuccess {
-		return code
-	}
-	ctx, cancel := inv.totalTimeout()
-	defer cancel()
 	members, err := c.Members(ctx)
 	if err != nil {
 		fmt.Fprintln(inv.stderr, "Error while verifying ID against known members:", err.Error())
@@ -122,17 +120,10 @@ func (inv *invocation) memberRemove(f *parsedFlags) int {
 }
 
 func (inv *invocation) memberUpdate(f *parsedFlags) int {
-	args := f.args()
-	if len(args) != 2 {
-		fmt.Fprintln(inv.stderr, "Provide an ID and a list of comma separated peerURL (0xabcd http://example.com,http://example1.com)")
-		return exitBadArgs
-	}
-	c, code := inv.newClient(true)
-	if code != exitSuccess {
-		return code
-	}
-	ctx, cancel := inv.totalTimeout()
-	defer cancel()
+	return inv.memberCommand(f, 2, "Provide an ID and a list of comma separated peerURL (0xabcd http://example.com,http://example1.com)", inv.updateMember)
+}
+
+func (inv *invocation) updateMember(ctx context.Context, c *client.Client, args []string) int {
 	if err := c.UpdateMember(ctx, args[0], strings.Split(args[1], ",")); err != nil {
 		fmt.Fprintln(inv.stderr, err.Error())
 		return exitBadArgs

@@ -11,10 +11,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"path"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/corebox/corebox/applets/etcd/keypath"
 )
 
 // Config configures a Client. Only Endpoints is required.
@@ -273,7 +274,7 @@ var errHeaderTimeout = errors.New("header timeout")
 func (c *Client) roundTrip(ctx context.Context, ep *url.URL, r *request) (*reply, error) {
 	u := *ep
 	u.RawPath = ""
-	u.Path = canonicalPath(ep.Path + r.path)
+	u.Path = keypath.Canonical(ep.Path + r.path)
 	u.RawQuery = r.query.Encode()
 	var body io.Reader
 	var contentType string
@@ -319,20 +320,4 @@ func (c *Client) roundTrip(ctx context.Context, ep *url.URL, r *request) (*reply
 		return nil, err
 	}
 	return &reply{status: resp.StatusCode, header: resp.Header, body: b}, nil
-}
-
-// canonicalPath cleans p as etcd's client does (path.Clean, with a leading
-// slash and any trailing slash kept).
-func canonicalPath(p string) string {
-	if p == "" {
-		return "/"
-	}
-	if p[0] != '/' {
-		p = "/" + p
-	}
-	np := path.Clean(p)
-	if p[len(p)-1] == '/' && np != "/" {
-		np += "/"
-	}
-	return np
 }

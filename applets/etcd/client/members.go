@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/corebox/corebox/applets/etcd/keypath"
 )
 
 // Member is a member of the cluster. A member that was added but has not
@@ -215,7 +217,7 @@ func (c *Client) get(ctx context.Context, endpoint, p string) ([]byte, error) {
 		return nil, fmt.Errorf("etcd client: endpoint %q: %w", endpoint, err)
 	}
 	u.RawPath = ""
-	u.Path = canonicalPath(u.Path + p)
+	u.Path = keypath.Canonical(u.Path + p)
 	if c.headerTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.headerTimeout)

@@ -71,9 +71,8 @@ type member struct {
 	peerURLs []string
 }
 
-// validate applies defaults and checks cfg; the errors name the flag.
-func (cfg *Config) validate() ([]member, error) {
-	var errs []error
+// setDefaults fills in what etcd defaults when a flag is not given.
+func (cfg *Config) setDefaults() {
 	if cfg.Name == "" {
 		cfg.Name = "default"
 	}
@@ -89,14 +88,20 @@ func (cfg *Config) validate() ([]member, error) {
 	if cfg.ElectionTimeout == 0 {
 		cfg.ElectionTimeout = DefaultElectionTimeout
 	}
-	if cfg.ElectionTimeout < 5*cfg.HeartbeatInterval {
-		errs = append(errs, fmt.Errorf("--election-timeout[%v] should be at least 5 times as --heartbeat-interval[%v]", cfg.ElectionTimeout, cfg.HeartbeatInterval))
-	}
 	if cfg.MaxRequestBytes == 0 {
 		cfg.MaxRequestBytes = DefaultMaxRequestBytes
 	}
 	if cfg.InitialClusterToken == "" {
 		cfg.InitialClusterToken = "etcd-cluster"
+	}
+}
+
+// validate applies the defaults and checks cfg; the errors name the flag.
+func (cfg *Config) validate() ([]member, error) {
+	var errs []error
+	cfg.setDefaults()
+	if cfg.ElectionTimeout < 5*cfg.HeartbeatInterval {
+		errs = append(errs, fmt.Errorf("--election-timeout[%v] should be at least 5 times as --heartbeat-interval[%v]", cfg.ElectionTimeout, cfg.HeartbeatInterval))
 	}
 	switch cfg.InitialClusterState {
 	case "":

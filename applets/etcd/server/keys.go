@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/corebox/corebox/applets/etcd/keypath"
 	"github.com/corebox/corebox/applets/etcd/store"
 )
 
@@ -168,7 +168,7 @@ func (kr *keysRequest) command(now time.Time) store.Command {
 }
 
 func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
-	if p := canonicalPath(r.URL.Path); p != r.URL.Path && r.Method != http.MethodConnect {
+	if p := keypath.Canonical(r.URL.Path); p != r.URL.Path && r.Method != http.MethodConnect {
 		// etcd's mux (Go's before 1.22) sends a path that is not clean to
 		// the clean one, with a 301; Go's mux now does it before this
 		// handler with a 307, except for escaped dots ("%2e%2e"), which it
@@ -219,22 +219,6 @@ func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
 		ev = &store.Event{Action: ev.Action, EtcdIndex: ev.EtcdIndex}
 	}
 	s.writeEvent(w, ev, status)
-}
-
-// canonicalPath is Go's ServeMux cleaning of a request path: path.Clean,
-// keeping a trailing slash.
-func canonicalPath(p string) string {
-	if p == "" {
-		return "/"
-	}
-	if p[0] != '/' {
-		p = "/" + p
-	}
-	np := path.Clean(p)
-	if p[len(p)-1] == '/' && np != "/" {
-		np += "/"
-	}
-	return np
 }
 
 // get answers a GET or HEAD: a watch or a read. As in etcd, quorum=true

@@ -97,6 +97,7 @@ const identityFile = "member.json"
 // Start opens the data dir, starts raft and serves the peer and client
 // ports. It returns once they listen; the cluster may still be electing.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
+	cfg.setDefaults()
 	if cfg.Discovery != "" && cfg.InitialCluster == "" {
 		// A member with data restarts with the cluster it discovered then.
 		if b, err := os.ReadFile(filepath.Join(cfg.DataDir, identityFile)); err == nil {
@@ -111,7 +112,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, errors.New("--discovery needs --initial-advertise-peer-urls")
 		}
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-		ic, err := discover(dctx, &http.Client{Timeout: 6 * time.Minute}, cfg.Discovery, memberID(cfg.InitialAdvertisePeerURLs), nameOr(cfg.Name), cfg.InitialAdvertisePeerURLs)
+		ic, err := discover(dctx, &http.Client{Timeout: 6 * time.Minute}, cfg.Discovery, memberID(cfg.InitialAdvertisePeerURLs), cfg.Name, cfg.InitialAdvertisePeerURLs)
 		cancel()
 		if err != nil {
 			return nil, err
@@ -572,11 +573,4 @@ type slogWriter struct{ log *slog.Logger }
 func (w slogWriter) Write(p []byte) (int, error) {
 	w.log.Info(strings.TrimSpace(string(p)))
 	return len(p), nil
-}
-
-func nameOr(n string) string {
-	if n == "" {
-		return "default"
-	}
-	return n
 }
