@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -18,8 +19,17 @@ import (
 
 // Main runs one registry member until SIGINT or SIGTERM.
 func Main(ctx context.Context, args []string) int {
+	if os.Getenv("GOGC") == "" {
+		// The member's garbage is short-lived request data: collecting a
+		// third as often costs a few MiB and saves about 5% of the CPU of
+		// a write (bench/registry, 64 clients).
+		debug.SetGCPercent(gcPercent)
+	}
 	return Run(ctx, args, os.Environ(), os.Stdout, os.Stderr)
 }
+
+// gcPercent is the member process's GOGC unless the environment sets one.
+const gcPercent = 300
 
 // Run is Main with an explicit environment and output.
 func Run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {

@@ -30,30 +30,224 @@ import (
 //
 // and each reply, in the order of the requests, is
 //
-//	uint32 length of the rest | uint64 request id | body (JSON)
+//	uint32 length of the rest | uint64 request id | body
+//
+// with a body as encodeOutcome or encodeReadIndex write it.
 const (
 	streamMagic byte = '!'
 
-	frameProposal  byte = 'p' // body: a raft entry; reply: forwarded
-	frameReadIndex byte = 'r' // no body; reply: readIndexReply
+	frameProposal  byte = 'p' // body: a raft entry; reply: an outcome
+	frameReadIndex byte = 'r' // no body; reply: a read index
 
 	// maxReplyBytes bounds a reply frame (an event may carry two values).
 	maxReplyBytes = 64 << 20
 )
 
-// forwarded is the leader's answer to a forwarded proposal.
-type forwarded struct {
-	Event     *store.Event `json:"event,omitempty"`
-	EtcdIndex uint64       `json:"etcd_index"`
-	Error     *store.Error `json:"error,omitempty"`
-	Other     string       `json:"other,omitempty"` // a non-etcd error
-	Index     uint64       `json:"index"`           // the entry's raft index
+// Kinds of outcome of a forwarded proposal (the first byte of its reply).
+const (
+	outcomeApplied byte = 'a' // applied: the rendered event or the store's refusal
+	outcomeRaft    byte = 'r' // not committed: an etcd error (300, 301)
+	outcomeOther   byte = 'o' // not committed: another error, as text
+)
+
+// rendered is a write's answer as the member that applied it renders it
+// for the client, so that a follower passes it on without decoding it.
+type rendered struct {
+	status    int
+	etcdIndex uint64
+	action    string
+	body      []byte // the event's JSON, newline-terminated
 }
 
-// readIndexReply is the leader's answer to a read-index request.
-type readIndexReply struct {
-	Index uint64       `json:"index"`
-	Error *store.Error `json:"error,omitempty"`
+// render renders ev as etcd's HTTP layer answers it.
+func render(ev *store.Event) (*rendered, error) {
+	b, err := json.Marshal(wireEvent(ev))
+	if err != nil {
+		return nil, err
+	}
+	return &rendered{status: eventStatus(ev), etcdIndex: ev.EtcdIndex, action: ev.Action, body: append(b, '\n')}, nil
+}
+
+// encodeOutcome encodes a proposal's outcome for the follower that
+// forwarded it. An applied outcome is: raft index, then a flag byte (1: an
+// event follows, 2: a store error follows), then the event as status,
+// etcd index, action and rendered body, then the error as JSON; numbers as
+// uvarints, byte strings with a uvarint length.
+func encodeOutcome(p proposed) []byte {
+	if p.err != nil {
+		if se, ok := p.err.(*store.Error); ok {
+			b, _ := json.Marshal(se)
+			return append([]byte{outcomeRaft}, b...)
+		}
+		return append([]byte{outcomeOther}, p.err.Error()...)
+	}
+	var ev *rendered
+	if p.res.Event != nil {
+		var err error
+		if ev, err = render(p.res.Event); err != nil {
+			return append([]byte{outcomeOther}, err.Error()...)
+		}
+	}
+	var errJSON []byte
+	if p.res.Err != nil {
+		se, ok := p.res.Err.(*store.Error)
+		if !ok {
+			return append([]byte{outcomeOther}, p.res.Err.Error()...)
+		}
+		errJSON, _ = json.Marshal(se)
+	}
+	b := []byte{outcomeApplied}
+	b = binary.AppendUvarint(b, p.index)
+	var flags byte
+	if ev != nil {
+		flags |= 1
+	}
+	if errJSON != nil {
+		flags |= 2
+	}
+	b = append(b, flags)
+	if ev != nil {
+		b = binary.AppendUvarint(b, uint64(ev.status))
+		b = binary.AppendUvarint(b, ev.etcdIndex)
+		b = appendBytes(b, []byte(ev.action))
+		b = appendBytes(b, ev.body)
+	}
+	if errJSON != nil {
+		b = appendBytes(b, errJSON)
+	}
+	return b
+}
+
+// decodeOutcome decodes what encodeOutcome wrote: the result and raft
+// index of an applied proposal, or the error that kept it from raft.
+func decodeOutcome(b []byte) (result, uint64, error) {
+	if len(b) == 0 {
+		return result{}, 0, errors.New("empty outcome")
+	}
+	kind, b := b[0], b[1:]
+	switch kind {
+	case outcomeRaft:
+		var se store.Error
+		if err := json.Unmarshal(b, &se); err != nil {
+			return result{}, 0, fmt.Errorf("outcome: %w", err)
+		}
+		return result{}, 0, &se
+	case outcomeOther:
+		return result{}, 0, errRaft(string(b))
+	case outcomeApplied:
+	default:
+		return result{}, 0, fmt.Errorf("outcome of unknown kind %q", kind)
+	}
+	d := decoder{b: b}
+	index := d.uvarint()
+	flags := d.byte()
+	var r result
+	if flags&1 != 0 {
+		ev := &rendered{}
+		ev.status = int(d.uvarint())
+		ev.etcdIndex = d.uvarint()
+		ev.action = string(d.bytes())
+		ev.body = d.bytes()
+		r.rendered = ev
+	}
+	if flags&2 != 0 {
+		var se store.Error
+		if err := json.Unmarshal(d.bytes(), &se); err != nil && d.err == nil {
+			d.err = err
+		}
+		r.Err = &se
+	}
+	switch {
+	case d.err != nil:
+		return result{}, 0, fmt.Errorf("outcome: %w", d.err)
+	case flags&^3 != 0:
+		return result{}, 0, fmt.Errorf("outcome: unknown flags %#x", flags)
+	case len(d.b) != 0:
+		return result{}, 0, fmt.Errorf("outcome: %d bytes too many", len(d.b))
+	case r.rendered != nil && (r.rendered.status < 100 || r.rendered.status > 599):
+		return result{}, 0, fmt.Errorf("outcome: status %d", r.rendered.status)
+	}
+	return r, index, nil
+}
+
+// encodeReadIndex encodes a read index, or the error that kept the
+// leader from giving one (as JSON after a zero byte).
+func encodeReadIndex(idx uint64, err *store.Error) []byte {
+	if err != nil {
+		b, _ := json.Marshal(err)
+		return append([]byte{0}, b...)
+	}
+	return binary.AppendUvarint([]byte{1}, idx)
+}
+
+func decodeReadIndex(b []byte) (uint64, error) {
+	switch {
+	case len(b) > 1 && b[0] == 0:
+		var se store.Error
+		if err := json.Unmarshal(b[1:], &se); err != nil {
+			return 0, fmt.Errorf("read index: %w", err)
+		}
+		return 0, &se
+	case len(b) > 1 && b[0] == 1:
+		idx, n := binary.Uvarint(b[1:])
+		if n <= 0 || n != len(b)-1 {
+			return 0, errors.New("read index: bad number")
+		}
+		return idx, nil
+	}
+	return 0, errors.New("read index: bad reply")
+}
+
+func appendBytes(b, p []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(p)))
+	return append(b, p...)
+}
+
+// decoder reads uvarints, bytes and byte strings, remembering the first
+// error.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errors.New("bad number")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) byte() byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) == 0 {
+		d.err = errors.New("truncated")
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.err = errors.New("truncated")
+		return nil
+	}
+	p := d.b[:n]
+	d.b = d.b[n:]
+	return p
 }
 
 func writeFrame(w *bufio.Writer, head []byte, body []byte) error {
@@ -87,7 +281,7 @@ func readFrame(r *bufio.Reader, max int) ([]byte, error) {
 // queuedReply is one request of a stream in progress at the leader.
 type queuedReply struct {
 	id    uint64
-	reply func() any // blocks until the answer is known
+	reply func() []byte // blocks until the answer is known
 }
 
 // serveStream answers one follower's stream until it closes. Proposals go
@@ -121,9 +315,9 @@ func (s *Server) serveStream(c net.Conn) {
 		case frameProposal:
 			q = queuedReply{id: id, reply: s.applyForwarded(body)}
 		case frameReadIndex:
-			done := make(chan readIndexReply, 1)
+			done := make(chan []byte, 1)
 			go func() { done <- s.answerReadIndex() }()
-			q = queuedReply{id: id, reply: func() any { return <-done }}
+			q = queuedReply{id: id, reply: func() []byte { return <-done }}
 		default:
 			s.log.Warn("forwarding stream: unknown frame kind", "peer", c.RemoteAddr(), "kind", kind)
 			return
@@ -142,15 +336,12 @@ func (s *Server) writeReplies(c net.Conn, queue <-chan queuedReply, written chan
 	var head [8]byte
 	broken := false
 	for q := range queue {
-		r := q.reply()
+		b := q.reply()
 		if broken {
 			continue // drain, so that the reader never blocks
 		}
-		b, err := json.Marshal(r)
-		if err == nil {
-			binary.BigEndian.PutUint64(head[:], q.id)
-			err = writeFrame(bw, head[:], b)
-		}
+		binary.BigEndian.PutUint64(head[:], q.id)
+		err := writeFrame(bw, head[:], b)
 		if err == nil && len(queue) == 0 {
 			err = bw.Flush()
 		}
@@ -162,45 +353,27 @@ func (s *Server) writeReplies(c net.Conn, queue <-chan queuedReply, written chan
 }
 
 // applyForwarded submits a forwarded entry and returns how to wait for
-// its answer.
-func (s *Server) applyForwarded(entry []byte) func() any {
+// its encoded outcome.
+func (s *Server) applyForwarded(entry []byte) func() []byte {
 	if s.raft.State() != raft.Leader {
-		return func() any { return forwarded{Error: store.NewError(store.EcodeLeaderElect, "", 0)} }
+		return func() []byte { return encodeOutcome(proposed{err: errLeaderElection()}) }
 	}
 	done := s.submit(entry)
-	return func() any {
+	return func() []byte {
 		p := <-done
-		var fw forwarded
-		if p.err != nil {
-			se, ok := p.err.(*store.Error)
-			if !ok {
-				se = store.NewError(store.EcodeRaftInternal, p.err.Error(), 0)
-			}
-			fw.Error = se
-			return fw
-		}
-		fw.Index = p.index
-		select { // let the followers learn the commit index now
-		case s.nudge <- p.index:
-		default:
-		}
-		if p.res.Event != nil {
-			fw.Event, fw.EtcdIndex = p.res.Event, p.res.Event.EtcdIndex
-		}
-		if p.res.Err != nil {
-			if se, ok := p.res.Err.(*store.Error); ok {
-				fw.Error = se
-			} else {
-				fw.Other = p.res.Err.Error()
+		if p.err == nil {
+			select { // let the followers learn the commit index now
+			case s.nudge <- p.index:
+			default:
 			}
 		}
-		return fw
+		return encodeOutcome(p)
 	}
 }
 
-func (s *Server) answerReadIndex() readIndexReply {
+func (s *Server) answerReadIndex() []byte {
 	if s.raft.State() != raft.Leader {
-		return readIndexReply{Error: store.NewError(store.EcodeLeaderElect, "", 0)}
+		return encodeReadIndex(0, store.NewError(store.EcodeLeaderElect, "", 0))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -210,9 +383,9 @@ func (s *Server) answerReadIndex() readIndexReply {
 		if !ok {
 			se = store.NewError(store.EcodeRaftInternal, err.Error(), 0)
 		}
-		return readIndexReply{Error: se}
+		return encodeReadIndex(0, se)
 	}
-	return readIndexReply{Index: idx}
+	return encodeReadIndex(idx, nil)
 }
 
 // ---- the follower's side ----
@@ -402,24 +575,14 @@ func (s *Server) forward(ctx context.Context, entry []byte) (result, uint64, err
 	if err != nil {
 		return result{}, 0, errRaft(err.Error())
 	}
-	var fw forwarded
-	if err := json.Unmarshal(b, &fw); err != nil {
+	r, index, err := decodeOutcome(b)
+	if err != nil {
+		if _, ok := err.(*store.Error); ok {
+			return result{}, 0, err // raft trouble at the leader (300/301)
+		}
 		return result{}, 0, errRaft(fmt.Sprintf("the leader's answer: %v", err))
 	}
-	switch {
-	case fw.Other != "":
-		return result{}, 0, errRaft(fw.Other)
-	case fw.Error != nil && fw.Event == nil && fw.Index == 0:
-		return result{}, 0, fw.Error // raft trouble at the leader (300/301)
-	}
-	if fw.Event != nil {
-		fw.Event.EtcdIndex = fw.EtcdIndex
-	}
-	r := result{Event: fw.Event}
-	if fw.Error != nil {
-		r.Err = fw.Error
-	}
-	return r, fw.Index, nil
+	return r, index, nil
 }
 
 // readIndex makes a following local read linearizable: it learns the
@@ -444,14 +607,14 @@ func (s *Server) readIndex(ctx context.Context) error {
 	if err != nil {
 		return errRaft(fmt.Sprintf("asking the leader for a read index: %v", err))
 	}
-	var ri readIndexReply
-	if err := json.Unmarshal(b, &ri); err != nil {
+	idx, err := decodeReadIndex(b)
+	if err != nil {
+		if _, ok := err.(*store.Error); ok {
+			return err
+		}
 		return errRaft(fmt.Sprintf("the leader's read index: %v", err))
 	}
-	if ri.Error != nil {
-		return ri.Error
-	}
-	return s.waitApplied(ctx, ri.Index)
+	return s.waitApplied(ctx, idx)
 }
 
 // leaderAddr waits for a leader and returns its peer address, or "" when

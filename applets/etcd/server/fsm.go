@@ -39,6 +39,9 @@ type clusterIdentity struct {
 type result struct {
 	Event *store.Event
 	Err   error
+	// rendered replaces Event in the result of a proposal this member
+	// forwarded: the leader's rendering of it for the client.
+	rendered *rendered
 }
 
 // fsm is the replicated state: the key-value store, the members'

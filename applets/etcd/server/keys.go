@@ -210,15 +210,36 @@ func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	ev := res.Event
-	status := http.StatusOK
-	if ev.Action == "create" || ev.Action == "set" && ev.PrevNode == nil {
-		status = http.StatusCreated
+	if r := res.rendered; r != nil { // forwarded: the leader rendered it
+		if kr.noValueOnSuccess && valueless(r.action) {
+			s.writeEvent(w, &store.Event{Action: r.action, EtcdIndex: r.etcdIndex}, r.status)
+			return
+		}
+		s.setHeaders(w, r.etcdIndex)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(r.status)
+		w.Write(r.body)
+		return
 	}
-	if kr.noValueOnSuccess && (ev.Action == "set" || ev.Action == "create" || ev.Action == "update" || ev.Action == "compareAndSwap") {
+	ev := res.Event
+	status := eventStatus(ev)
+	if kr.noValueOnSuccess && valueless(ev.Action) {
 		ev = &store.Event{Action: ev.Action, EtcdIndex: ev.EtcdIndex}
 	}
 	s.writeEvent(w, ev, status)
+}
+
+// eventStatus is the HTTP status of a write's answer: 201 for a new key.
+func eventStatus(ev *store.Event) int {
+	if ev.Action == "create" || ev.Action == "set" && ev.PrevNode == nil {
+		return http.StatusCreated
+	}
+	return http.StatusOK
+}
+
+// valueless says whether noValueOnSuccess strips the answer of an action.
+func valueless(action string) bool {
+	return action == "set" || action == "create" || action == "update" || action == "compareAndSwap"
 }
 
 // get answers a GET or HEAD: a watch or a read. As in etcd, quorum=true

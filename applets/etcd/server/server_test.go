@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -318,5 +319,56 @@ func TestDiscovery(t *testing.T) {
 	extra.InitialAdvertisePeerURLs = extra.ListenPeerURLs
 	if _, err := Start(context.Background(), extra); err == nil || !strings.Contains(err.Error(), "cluster is full") {
 		t.Fatalf("a fourth member: %v", err)
+	}
+}
+
+// TestForwardedWritesAnswerAsLocal sends the same writes to the leader and
+// to a follower (which forwards them and passes on the leader's rendering)
+// and compares the answers, indexes and key names aside.
+func TestForwardedWritesAnswerAsLocal(t *testing.T) {
+	c := newTestCluster(t, 3)
+	lead := c.leader()
+	follower := (lead + 1) % 3
+	type step struct {
+		method, path string
+		form         url.Values
+	}
+	steps := []step{
+		{"PUT", "/k", url.Values{"value": {"1"}}},
+		{"PUT", "/k", url.Values{"value": {"2"}}},
+		{"PUT", "/k?prevExist=false", url.Values{"value": {"3"}}},
+		{"PUT", "/k?prevValue=2", url.Values{"value": {"4"}}},
+		{"PUT", "/k?prevValue=nope", url.Values{"value": {"5"}}},
+		{"PUT", "/k?noValueOnSuccess=true", url.Values{"value": {"6"}}},
+		{"PUT", "/t", url.Values{"value": {"x"}, "ttl": {"100"}}},
+		{"PUT", "/t?refresh=true&prevExist=true", url.Values{"ttl": {"200"}}},
+		{"POST", "/q", url.Values{"value": {"in order"}}},
+		{"PUT", "/d?dir=true", nil},
+		{"DELETE", "/d?dir=true", nil},
+		{"DELETE", "/k?prevValue=6", nil},
+		{"DELETE", "/missing", nil},
+	}
+	normalize := func(r apiResponse, prefix string) string {
+		b, _ := json.Marshal(r.body)
+		s := strings.ReplaceAll(string(b), prefix, "/P")
+		s = regexp.MustCompile(`"(modifiedIndex|createdIndex|index)":\d+`).ReplaceAllString(s, `"$1":N`)
+		s = regexp.MustCompile(`/P/q/\d+`).ReplaceAllString(s, "/P/q/N")
+		s = regexp.MustCompile(`"expiration":"[^"]*"`).ReplaceAllString(s, `"expiration":"T"`)
+		return fmt.Sprintf("%d %s index-header=%v", r.status, s, r.header.Get("X-Etcd-Index") != "")
+	}
+	for i, st := range steps {
+		var got [2]string
+		for j, m := range []int{lead, follower} {
+			prefix := fmt.Sprintf("/fw%d", j)
+			path, query, _ := strings.Cut(st.path, "?")
+			u := c.url(m) + "/v2/keys" + prefix + path
+			if query != "" {
+				u += "?" + query
+			}
+			got[j] = normalize(do(t, st.method, u, st.form), prefix)
+		}
+		if got[0] != got[1] {
+			t.Errorf("step %d %s %s:\n leader:   %s\n follower: %s", i, st.method, st.path, got[0], got[1])
+		}
 	}
 }
