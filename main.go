@@ -19,6 +19,9 @@ import (
 	"github.com/corebox/corebox/applets/etcdctl"
 	initapplet "github.com/corebox/corebox/applets/init"
 	"github.com/corebox/corebox/applets/journalctl"
+	"github.com/corebox/corebox/applets/rkt"
+	"github.com/corebox/corebox/applets/rkt/container"
+	"github.com/corebox/corebox/applets/runc"
 	"github.com/corebox/corebox/applets/sh"
 	"github.com/corebox/corebox/applets/systemctl"
 	"github.com/corebox/corebox/internal/version"
@@ -31,6 +34,9 @@ type applet struct {
 	// ownSignals is true for applets that handle SIGINT/SIGTERM themselves
 	// (init as PID 1, the shell); the others get a context cancelled by them.
 	ownSignals bool
+	// hidden applets are entry points corebox re-executes itself into
+	// (the container stub); they are not listed or installed.
+	hidden bool
 }
 
 // applets returns the table of applets, sorted by name.
@@ -40,9 +46,17 @@ func applets() []applet {
 		{name: "etcdctl", main: etcdctl.Main},
 		{name: "init", main: initapplet.Main, ownSignals: true},
 		{name: "journalctl", main: journalctl.Main},
+		{name: "rkt", main: rkt.Main, ownSignals: true},
+		{name: "runc", main: runc.Main, ownSignals: true},
 		{name: "sh", main: sh.Main, ownSignals: true},
 		{name: "systemctl", main: systemctl.Main},
+		{name: container.StubApplet, main: container.StubMain, ownSignals: true, hidden: true},
 	}
+}
+
+// visible is the table without the hidden applets.
+func visible(table []applet) []applet {
+	return slices.DeleteFunc(slices.Clone(table), func(a applet) bool { return a.hidden })
 }
 
 func main() {
@@ -56,12 +70,12 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	args := argv[1:]
 	if name == "corebox" {
 		if len(args) == 0 {
-			usage(stderr, table)
+			usage(stderr, visible(table))
 			return 2
 		}
 		switch args[0] {
 		case "--list", "-l":
-			for _, a := range table {
+			for _, a := range visible(table) {
 				fmt.Fprintln(stdout, a.name)
 			}
 			return 0
@@ -69,14 +83,14 @@ func run(argv []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "corebox %s\n", version.Version)
 			return 0
 		case "--help", "-h":
-			usage(stdout, table)
+			usage(stdout, visible(table))
 			return 0
 		case "--install":
-			return install(args[1:], table, stdout, stderr)
+			return install(args[1:], visible(table), stdout, stderr)
 		}
 		if strings.HasPrefix(args[0], "-") {
 			fmt.Fprintf(stderr, "corebox: unknown option %q\n", args[0])
-			usage(stderr, table)
+			usage(stderr, visible(table))
 			return 2
 		}
 		name, args = args[0], args[1:]
@@ -84,7 +98,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	i := slices.IndexFunc(table, func(a applet) bool { return a.name == name })
 	if i < 0 {
 		fmt.Fprintf(stderr, "corebox: unknown applet %q\n", name)
-		usage(stderr, table)
+		usage(stderr, visible(table))
 		return 2
 	}
 	a := table[i]

@@ -76,9 +76,9 @@ func TestDispatch(t *testing.T) {
 		wantOut  string // substring of stdout
 		wantErr  string // substring of stderr
 	}{
-		{"list", bin, []string{"--list"}, 0, "etcd\netcdctl\ninit\njournalctl\nsh\nsystemctl\n", ""},
+		{"list", bin, []string{"--list"}, 0, "etcd\netcdctl\ninit\njournalctl\nrkt\nrunc\nsh\nsystemctl\n", ""},
 		{"version", bin, []string{"--version"}, 0, "corebox test-1.2.3", ""},
-		{"no args", bin, nil, 2, "", "applets: etcd etcdctl init journalctl sh systemctl"},
+		{"no args", bin, nil, 2, "", "applets: etcd etcdctl init journalctl rkt runc sh systemctl"},
 		{"unknown applet", bin, []string{"frobnicate"}, 2, "", `unknown applet "frobnicate"`},
 		{"unknown option", bin, []string{"--bogus"}, 2, "", `unknown option "--bogus"`},
 		{"applet by argument", bin, []string{"sh", "-c", "echo via-arg"}, 0, "via-arg", ""},
