@@ -41,7 +41,7 @@ var earlyMounts = []mountPoint{
 
 // boot is init as PID 1.
 func boot(ctx context.Context) int {
-	start := time.Now()
+	start, rootErr := leaveRootfs(time.Now())
 	mountErrs := mountAll(earlyMounts)
 	// Links take a while to report carrier: raise them first so that DHCP,
 	// later, does not wait for it.
@@ -65,6 +65,9 @@ func boot(ctx context.Context) int {
 	stdlog.SetFlags(0)
 	stdlog.SetOutput(slog.NewLogLogger(h, slog.LevelDebug).Writer())
 	log.Info("corebox init", "version", version.Version, "pid1_after", time.Since(start).Round(time.Millisecond))
+	if rootErr != nil {
+		log.Error("leaving rootfs for a tmpfs root (containers need it for pivot_root)", "err", rootErr)
+	}
 	for _, err := range mountErrs {
 		log.Error("mount", "err", err)
 	}

@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-
-	"golang.org/x/sys/unix"
 )
 
 // consoleHandler writes init's log lines as "[  1.234567] init: msg k=v",
@@ -78,7 +76,6 @@ func (h *consoleHandler) WithGroup(string) slog.Handler { return h }
 
 // monotonic formats CLOCK_MONOTONIC as the kernel prints its timestamps.
 func monotonic() string {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return fmt.Sprintf("%5d.%06d", ts.Sec, ts.Nsec/1000)
+	ns := monotonicNanos()
+	return fmt.Sprintf("%5d.%06d", ns/1e9, ns%1e9/1000)
 }

@@ -1,76 +1,22 @@
 package rkt
 
 import (
-	"archive/tar"
-	"bytes"
-	"io"
-	"os"
 	"path/filepath"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/corebox/corebox/applets/rkt/image/imagetest"
 )
 
-// busyboxApplets are linked to /bin/busybox in test images.
-var busyboxApplets = []string{"sh", "true", "false", "sleep", "cat", "echo", "ls", "id", "hostname", "ping", "ip", "ps", "kill", "mkdir", "touch", "env", "wc", "head", "dd", "grep", "pwd", "mount", "nc"}
-
 // busyboxImage writes an OCI layout in a temporary directory holding one
-// image, tagged tag, made of Debian's busybox-static and its applet links,
-// with cfg as its config; it returns the oci-layout: reference.
+// image, tagged tag, made by imagetest.Busybox with cfg as its config; it
+// returns the oci-layout: reference.
 func busyboxImage(t testing.TB, tag string, cfg v1.Config) string {
 	t.Helper()
-	bin, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Skipf("needs Debian's busybox-static at /bin/busybox: %v", err)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, d := range []string{"bin/", "etc/", "tmp/", "proc/", "sys/", "dev/", "root/"} {
-		mode := int64(0o755)
-		if d == "tmp/" {
-			mode = 0o1777
-		}
-		tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: mode})
-	}
-	tw.WriteHeader(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bin))})
-	tw.Write(bin)
-	for _, a := range busyboxApplets {
-		tw.WriteHeader(&tar.Header{Name: "bin/" + a, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777})
-	}
-	for name, body := range map[string]string{
-		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\ncore:x:500:501:core:/:/bin/sh\n",
-		"etc/group":  "root:x:0:\nnogroup:x:65534:\ncore:x:501:\nwheel:x:10:\n",
-	} {
-		tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))})
-		io.WriteString(tw, body)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Env == nil {
-		cfg.Env = []string{"PATH=/bin"}
-	}
-	img, err = mutate.Config(img, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, _ := img.ConfigFile()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
+	img := imagetest.Busybox(t, cfg)
 	dir := filepath.Join(t.TempDir(), "layout")
 	p, err := layout.Write(dir, empty.Index)
 	if err != nil {

@@ -106,7 +106,9 @@ func Setup(ctx context.Context, cfg Config, podID string, netnsPath string) (_ *
 		return nil, fmt.Errorf("setting up network %s for pod %s: %w", cfg.Bridge, podID, err)
 	}
 	defer ns.Close()
-	host, err := netlink.NewHandle()
+	// Only the route family: the handle's default also opens xfrm and
+	// netfilter sockets, which a kernel without them (corebox's) refuses.
+	host, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("setting up network %s for pod %s: opening netlink: %w", cfg.Bridge, podID, err)
 	}
@@ -201,7 +203,7 @@ func Setup(ctx context.Context, cfg Config, podID string, netnsPath string) (_ *
 // configurePod sets up the pod's side: lo up, eth0 with ip up, a default
 // route via the gateway.
 func configurePod(ns netns.NsHandle, cfg Config, ip netip.Addr) error {
-	pod, err := netlink.NewHandleAt(ns)
+	pod, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("opening netlink in the pod's namespace: %w", err)
 	}
@@ -240,7 +242,7 @@ func LoopbackUp(netnsPath string) error {
 		return err
 	}
 	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("opening netlink in network namespace %s: %w", netnsPath, err)
 	}
@@ -464,7 +466,7 @@ func Teardown(ctx context.Context, cfg Config, podID string) error {
 }
 
 func teardown(ctx context.Context, cfg Config, podID string) error {
-	host, err := netlink.NewHandle()
+	host, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("opening netlink: %w", err)
 	}
