@@ -88,7 +88,7 @@ func TestParseMountPoints(t *testing.T) {
 	if err != nil || len(got) != 2 || got[0] != "/mnt/with space" || got[1] != "/proc" {
 		t.Errorf("parseMountPoints = %q, %v", got, err)
 	}
-	for _, bad := range []string{"1 2 3\n", "1 2 3 4 /a\\9\n", "1 2 3 4 /a\\\n"} {
+	for _, bad := range []string{"1 2 3\n", "1 2 3 4 /a rw\n", "1 2 0:1 / /a rw - ext4\n"} {
 		if _, err := parseMountPoints([]byte(bad)); err == nil {
 			t.Errorf("parseMountPoints(%q) accepted", bad)
 		}

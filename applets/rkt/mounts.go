@@ -1,61 +1,29 @@
 package rkt
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
+
+	"github.com/corebox/corebox/internal/mountinfo"
 
 	"golang.org/x/sys/unix"
 )
 
 // parseMountPoints returns the mount points listed in a
-// /proc/PID/mountinfo text (field 5), with the kernel's octal escapes of
-// blanks and backslashes decoded.
+// /proc/PID/mountinfo text, unescaped.
 func parseMountPoints(b []byte) ([]string, error) {
-	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	for n := 1; sc.Scan(); n++ {
-		f := strings.Fields(sc.Text())
-		if len(f) < 5 {
-			return nil, fmt.Errorf("mountinfo line %d: %d fields, want at least 5", n, len(f))
-		}
-		p, err := unescapeMountinfo(f[4])
-		if err != nil {
-			return nil, fmt.Errorf("mountinfo line %d: %w", n, err)
-		}
-		out = append(out, p)
+	ms, err := mountinfo.Parse(b)
+	if err != nil {
+		return nil, err
 	}
-	return out, sc.Err()
-}
-
-// unescapeMountinfo decodes \NNN octal escapes.
-func unescapeMountinfo(s string) (string, error) {
-	if !strings.Contains(s, `\`) {
-		return s, nil
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.MountPoint
 	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '\\' {
-			b.WriteByte(s[i])
-			continue
-		}
-		if i+4 > len(s) {
-			return "", fmt.Errorf("bad escape in %q", s)
-		}
-		n, err := strconv.ParseUint(s[i+1:i+4], 8, 8)
-		if err != nil {
-			return "", fmt.Errorf("bad escape in %q", s)
-		}
-		b.WriteByte(byte(n))
-		i += 3
-	}
-	return b.String(), nil
+	return out, nil
 }
 
 // unmountBelow detaches every mount at or below dir, deepest first, so

@@ -1,14 +1,14 @@
 package cgroups
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/corebox/corebox/internal/mountinfo"
 )
 
 // Kind is the kind of cgroup host.
@@ -95,43 +95,30 @@ func (h Host) v1Mount(controller string) (Mount, bool) {
 // ParseMountinfo finds the cgroup hierarchies in the text of a
 // /proc/PID/mountinfo. The first mount of each hierarchy wins.
 func ParseMountinfo(b []byte) (Host, error) {
+	mounts, err := mountinfo.Parse(b)
+	if err != nil {
+		return Host{}, err
+	}
 	var h Host
 	seen := map[string]bool{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		if line == "" {
+	for _, mi := range mounts {
+		if mi.FSType != "cgroup" && mi.FSType != "cgroup2" {
 			continue
 		}
-		// id parent major:minor root mountpoint options [optional…] - fstype source superoptions
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
-			return Host{}, fmt.Errorf("mountinfo line %d %q: no \" - \" separator", n, line)
-		}
-		f := strings.Fields(pre)
-		g := strings.Fields(post)
-		if len(f) < 6 || len(g) < 1 {
-			return Host{}, fmt.Errorf("mountinfo line %d %q: too few fields", n, line)
-		}
-		fstype := g[0]
-		if fstype != "cgroup" && fstype != "cgroup2" {
-			continue
-		}
-		m := Mount{Dir: unescapeMountinfo(f[4]), Root: unescapeMountinfo(f[3])}
+		m := Mount{Dir: mi.MountPoint, Root: mi.Root}
 		if !filepath.IsAbs(m.Dir) || !filepath.IsAbs(m.Root) {
-			return Host{}, fmt.Errorf("mountinfo line %d %q: mount point or root is not absolute", n, line)
+			return Host{}, fmt.Errorf("mountinfo: %s mount at %q (root %q): not absolute", mi.FSType, m.Dir, m.Root)
 		}
-		if fstype == "cgroup2" {
+		if mi.FSType == "cgroup2" {
 			if h.Unified.Dir == "" {
 				h.Unified = m
 			}
 			continue
 		}
-		if len(g) < 3 {
-			return Host{}, fmt.Errorf("mountinfo line %d %q: no super options", n, line)
+		if mi.SuperOptions == "" {
+			return Host{}, fmt.Errorf("mountinfo: cgroup mount at %q: no super options", m.Dir)
 		}
-		for _, o := range strings.Split(g[2], ",") {
+		for _, o := range strings.Split(mi.SuperOptions, ",") {
 			switch o {
 			case "rw", "ro", "", "noprefix", "clone_children", "xattr", "cpuset_v2_mode", "favordynmods":
 				continue
@@ -151,9 +138,6 @@ func ParseMountinfo(b []byte) (Host, error) {
 		seen[key] = true
 		h.V1 = append(h.V1, m)
 	}
-	if err := sc.Err(); err != nil {
-		return Host{}, fmt.Errorf("reading mountinfo: %w", err)
-	}
 	switch {
 	case len(h.V1) > 0:
 		h.Kind = V1
@@ -164,25 +148,6 @@ func ParseMountinfo(b []byte) (Host, error) {
 	}
 	return h, nil
 }
-
-// unescapeMountinfo undoes the kernel's octal escapes (\040 for a space…).
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
-			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
-			i += 3
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 
 // ProcCgroups is a parsed /proc/PID/cgroup: the process's cgroup per
 // hierarchy.

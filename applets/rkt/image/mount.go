@@ -1,7 +1,6 @@
 package image
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/corebox/corebox/internal/mountinfo"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
@@ -148,18 +149,17 @@ func (s *Store) Unmount(podDir string) error {
 // mountedLayers returns the store's layer directories that overlay mounts
 // in this mount namespace use as lower layers (from /proc/self/mountinfo).
 func (s *Store) mountedLayers() (map[string]bool, error) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := mountinfo.Self()
 	if err != nil {
 		return nil, err
 	}
 	used := map[string]bool{}
 	prefix := s.path("layers") + "/"
-	for line := range bytes.Lines(data) {
-		_, after, ok := bytes.Cut(line, []byte(" - overlay "))
-		if !ok {
+	for _, m := range mounts {
+		if m.FSType != "overlay" {
 			continue
 		}
-		for _, opt := range strings.Split(string(bytes.TrimSpace(after)), ",") {
+		for _, opt := range strings.Split(m.SuperOptions, ",") {
 			lower, ok := strings.CutPrefix(opt, "lowerdir=")
 			if !ok {
 				// Mounts made with fsconfig list one layer per lowerdir+.
@@ -168,7 +168,7 @@ func (s *Store) mountedLayers() (map[string]bool, error) {
 				}
 			}
 			for _, l := range strings.Split(lower, ":") {
-				l = unescapeMountinfo(l)
+				l = mountinfo.Unescape(l)
 				if strings.HasPrefix(l, prefix) {
 					used[l] = true
 				}
@@ -176,24 +176,4 @@ func (s *Store) mountedLayers() (map[string]bool, error) {
 		}
 	}
 	return used, nil
-}
-
-// unescapeMountinfo undoes the octal escapes of /proc/self/mountinfo.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var c byte
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &c); err == nil {
-				b.WriteByte(c)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
