@@ -1,7 +1,6 @@
 package vmtest
 
 import (
-	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -17,8 +16,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/u-root/u-root/pkg/cpio"
 )
 
 // bootTimeout bounds one boot under TCG; netbootTimeout adds iPXE and TFTP.
@@ -105,34 +102,7 @@ func buildTestInitramfs(dir, path string) error {
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building testinit: %v\n%s", err, out)
 	}
-	prog, err := os.ReadFile(bin)
-	if err != nil {
-		return err
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	gz := gzip.NewWriter(f)
-	w := cpio.Newc.Writer(gz)
-	records := []cpio.Record{
-		cpio.Directory("dev", 0o755),
-		cpio.CharDev("dev/console", 0o600, 5, 1),
-		cpio.Directory("proc", 0o755),
-		cpio.Directory("sys", 0o755),
-		cpio.StaticFile("init", string(prog), 0o755),
-	}
-	if err := cpio.WriteRecords(w, records); err != nil {
-		return fmt.Errorf("packing %s: %w", path, err)
-	}
-	if err := cpio.WriteTrailer(w); err != nil {
-		return fmt.Errorf("packing %s: %w", path, err)
-	}
-	if err := gz.Close(); err != nil {
-		return err
-	}
-	return f.Close()
+	return PackInitramfs(path, bin, nil)
 }
 
 // bootTestinit starts a VM on the test image and waits for testinit, or

@@ -1,7 +1,6 @@
 package cgroups
 
 import (
-	"compress/gzip"
 	"context"
 	"fmt"
 	"os"
@@ -11,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/corebox/corebox/vmtest"
-	"github.com/u-root/u-root/pkg/cpio"
 	"golang.org/x/sys/unix"
+
+	"github.com/corebox/corebox/vmtest"
 )
 
 // vmTests are the tests run again inside corebox's kernel, where the
@@ -75,7 +74,7 @@ func TestVMPureV2(t *testing.T) {
 		t.Fatalf("building the test binary: %v\n%s", err, out)
 	}
 	initrd := filepath.Join(work, "initrd.img")
-	if err := packInitramfs(initrd, bin, "/bin/busybox"); err != nil {
+	if err := vmtest.PackInitramfs(initrd, bin, map[string]string{"bin/busybox": "/bin/busybox"}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
@@ -101,44 +100,4 @@ func TestVMPureV2(t *testing.T) {
 			t.Errorf("%s did not pass in the VM (skipped?)", name)
 		}
 	}
-}
-
-// packInitramfs writes a gzip newc cpio with bin as /init and busybox as
-// /bin/busybox.
-func packInitramfs(path, bin, busybox string) error {
-	prog, err := os.ReadFile(bin)
-	if err != nil {
-		return err
-	}
-	bb, err := os.ReadFile(busybox)
-	if err != nil {
-		return err
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	gz := gzip.NewWriter(f)
-	w := cpio.Newc.Writer(gz)
-	records := []cpio.Record{
-		cpio.Directory("dev", 0o755),
-		cpio.CharDev("dev/console", 0o600, 5, 1),
-		cpio.Directory("proc", 0o755),
-		cpio.Directory("sys", 0o755),
-		cpio.Directory("tmp", 0o1777),
-		cpio.Directory("bin", 0o755),
-		cpio.StaticFile("bin/busybox", string(bb), 0o755),
-		cpio.StaticFile("init", string(prog), 0o755),
-	}
-	if err := cpio.WriteRecords(w, records); err != nil {
-		return fmt.Errorf("packing %s: %w", path, err)
-	}
-	if err := cpio.WriteTrailer(w); err != nil {
-		return fmt.Errorf("packing %s: %w", path, err)
-	}
-	if err := gz.Close(); err != nil {
-		return err
-	}
-	return f.Close()
 }
