@@ -35,8 +35,12 @@ var requiredValidations = []string{
 // (killsig: `runc kill` right after `runc start`, and a pid-namespace init
 // ignores a signal it has no handler for). The faster the runtime, the
 // likelier the signal wins; Debian's runc fails it too under load (1 run
-// in 8 at load average 5 here). They get a second run, never a third.
+// in 8 at load average 5 here, corebox 3 in 8). A run can only fail that
+// way — a wrong or lost signal never creates the file the test looks for —
+// so one passing run of racyRuns shows kill works.
 var racyValidations = map[string]bool{"killsig": true}
+
+const racyRuns = 4
 
 // runtimeTools returns the directory of a built suite, building it into
 // the cache the first time; it skips t when the suite cannot be had.
@@ -104,8 +108,8 @@ func TestRuntimeToolsValidation(t *testing.T) {
 	for _, name := range requiredValidations {
 		t.Run(name, func(t *testing.T) {
 			err := runValidation(suite, runtime, name)
-			if err != nil && racyValidations[name] {
-				t.Logf("%s failed once, running it again (it races, see racyValidations): %v", name, err)
+			for run := 2; err != nil && racyValidations[name] && run <= racyRuns; run++ {
+				t.Logf("%s failed, run %d of %d (it races, see racyValidations): %v", name, run, racyRuns, err)
 				err = runValidation(suite, runtime, name)
 			}
 			if err != nil {
