@@ -62,7 +62,8 @@ func TestContainersInImage(t *testing.T) {
 		t.Fatalf("host-network pod:\n%s", out)
 	}
 	// Two pods on the default network: the second reaches the first's
-	// listener over the bridge, and the bridge's gateway. (The image has
+	// listener over the bridge (retrying until it listens), and the
+	// bridge's gateway. (The image has
 	// no coreutils: text work happens in the pods or here.)
 	run(t, ctx, vm, rkt+" run --net=default --uuid-file-save=/tmp/server.uuid "+guestRef+" --exec=/bin/sh -- -c 'echo served | nc -l -p 7000' >/tmp/server.out 2>&1 & true")
 	ipRE := regexp.MustCompile(`networks=default:ip4=([0-9.]+)`)
@@ -77,7 +78,7 @@ func TestContainersInImage(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	out = run(t, ctx, vm, rkt+" run --net=default "+guestRef+" --exec=/bin/sh -- -c 'nc "+ip+" 7000; ping -c 1 -W 2 172.16.28.1 >/dev/null && echo gateway-ok'")
+	out = run(t, ctx, vm, rkt+" run --net=default "+guestRef+" --exec=/bin/sh -- -c 'for i in $(seq 50); do nc "+ip+" 7000 && break; sleep 0.2; done; ping -c 1 -W 2 172.16.28.1 >/dev/null && echo gateway-ok'")
 	if !strings.Contains(out, "served") || !strings.Contains(out, "gateway-ok") {
 		t.Fatalf("client pod on the default network:\n%s", out)
 	}
