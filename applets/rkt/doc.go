@@ -45,8 +45,11 @@
 // thus never takes the others down; the pod ends when all its apps have
 // exited (as rkt's), and the holder is killed then. The network is attached
 // (network.Setup) to the owner's namespace after the engine created it and
-// before any app runs, and /etc/hosts and /etc/resolv.conf (--dns) are
-// written into every app's rootfs first.
+// before any app runs, with the --port forwards (default network only:
+// PORT-PROTO:HOSTPORT forwards the host's HOSTPORT, on every host address
+// including 127.0.0.1, to the pod's PORT; status lists them as "ports="),
+// and /etc/hosts and /etc/resolv.conf (--dns) are written into every
+// app's rootfs first.
 //
 // Defaults of an app, as rkt's: capabilities CAP_AUDIT_WRITE, CAP_CHOWN,
 // CAP_DAC_OVERRIDE, CAP_FSETID, CAP_FOWNER, CAP_KILL, CAP_MKNOD, CAP_NET_RAW,

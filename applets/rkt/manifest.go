@@ -102,6 +102,9 @@ func (m *PodManifest) validate() error {
 	if err := checkHostname(m.Hostname); err != nil {
 		return err
 	}
+	if err := checkPorts(m.Net, m.Ports); err != nil {
+		return err
+	}
 	for _, d := range m.DNS {
 		if _, err := parseDNS(d); err != nil {
 			return err

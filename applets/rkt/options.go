@@ -370,6 +370,34 @@ func parsePort(s string) (PortMapping, error) {
 	return PortMapping{Name: name, Port: uint16(p), Protocol: proto, HostPort: uint16(hp)}, nil
 }
 
+// checkPorts checks a pod's port forwards against its network mode: they
+// need the default network (the host's ports are the forwards' source,
+// the pod's address on the bridge their destination), and a host port
+// (with its protocol) is forwarded once.
+func checkPorts(net string, ports []PortMapping) error {
+	if len(ports) == 0 {
+		return nil
+	}
+	switch net {
+	case netHost:
+		return fmt.Errorf("--port needs --net=default: with --net=host the apps listen on the host's ports themselves, there is nothing to forward")
+	case netNone:
+		return fmt.Errorf("--port needs --net=default: a --net=none pod has only lo, nothing on the host can reach it")
+	}
+	seen := map[string]bool{}
+	for _, p := range ports {
+		if (p.Protocol != "tcp" && p.Protocol != "udp") || p.Port == 0 || p.HostPort == 0 {
+			return fmt.Errorf("port %s: want a tcp or udp port forwarded from a host port, both non-zero, not %+v", p.Name, p)
+		}
+		key := fmt.Sprintf("%s/%d", p.Protocol, p.HostPort)
+		if seen[key] {
+			return fmt.Errorf("--port: host port %s is forwarded twice", key)
+		}
+		seen[key] = true
+	}
+	return nil
+}
+
 // parseDNS checks a --dns value: an IP address, or "host" (the host's
 // resolv.conf) or "none" (leave the image's).
 func parseDNS(s string) (string, error) {

@@ -229,6 +229,38 @@ func FuzzParsePort(f *testing.F) {
 	})
 }
 
+func TestCheckPorts(t *testing.T) {
+	web := PortMapping{Name: "80-tcp", Port: 80, Protocol: "tcp", HostPort: 8080}
+	dns := PortMapping{Name: "53-udp", Port: 53, Protocol: "udp", HostPort: 8080}
+	for _, tc := range []struct {
+		name    string
+		net     string
+		ports   []PortMapping
+		wantErr string
+	}{
+		{"none given", netHost, nil, ""},
+		{"default network", netDefault, []PortMapping{web, dns}, ""},
+		{"host network", netHost, []PortMapping{web}, "--net=host the apps listen on the host's ports"},
+		{"no network", netNone, []PortMapping{web}, "--net=none pod has only lo"},
+		{"host port twice", netDefault, []PortMapping{web, {Name: "81-tcp", Port: 81, Protocol: "tcp", HostPort: 8080}}, "host port tcp/8080 is forwarded twice"},
+		{"port 0", netDefault, []PortMapping{{Name: "0-tcp", Protocol: "tcp", HostPort: 8080}}, "non-zero"},
+		{"protocol", netDefault, []PortMapping{{Name: "80-sctp", Port: 80, Protocol: "sctp", HostPort: 8080}}, "tcp or udp"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkPorts(tc.net, tc.ports)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
 func TestSmallChecks(t *testing.T) {
 	if _, err := parseDNS("8.8.8.8"); err != nil {
 		t.Error(err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -386,6 +387,13 @@ func (c *cli) printStatus(p podInfo, format string) int {
 	}
 	if p.State == stateRunning || p.exited() {
 		fmt.Fprintf(w, "networks=%s\n", p.networks())
+		if r != nil && r.Network != nil && len(r.Network.Ports) > 0 {
+			var ports []string
+			for _, pm := range r.Network.Ports {
+				ports = append(ports, fmt.Sprintf("%s:%d", pm.Name, pm.HostPort))
+			}
+			fmt.Fprintf(w, "ports=%s\n", strings.Join(ports, ","))
+		}
 		pid := -1
 		if p.State == stateRunning && r != nil && r.Pid != 0 {
 			pid = r.Pid

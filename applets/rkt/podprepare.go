@@ -140,6 +140,9 @@ func (c *cli) runPrepared(vals flagValues, args []string) int {
 		if m.Net, err = parseNet(vals.last("net", netDefault)); err != nil {
 			return c.usageError(err)
 		}
+		if err := checkPorts(m.Net, m.Ports); err != nil {
+			return c.usageError(fmt.Errorf("the pod was prepared with --port: %w", err))
+		}
 	}
 	if vals["hostname"] != nil {
 		if err := checkHostname(vals.last("hostname", "")); err != nil {

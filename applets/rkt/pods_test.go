@@ -125,7 +125,7 @@ func TestPrepareBadInput(t *testing.T) {
 		{[]string{"prepare", "no.such/image:1"}, "no.such/image:1"},
 		{[]string{"prepare", "oci-layout:/does/not/exist:x"}, "fetching oci-layout:/does/not/exist:x"},
 		{[]string{"prepare", busyboxImage(t, "empty", v1.Config{})}, "no command"},
-		{[]string{"prepare", "--port=80-tcp:8080", ref}, "not supported"},
+		{[]string{"prepare", "--net=host", "--port=80-tcp:8080", ref}, "--port needs --net=default: with --net=host"},
 	} {
 		r := rktIn(t, dir, tc.args...)
 		if r.code != exitError || !strings.Contains(r.stderr, tc.wantErr) {
@@ -159,6 +159,10 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"list", "--format=yaml"}, "want json or json-pretty"},
 		{[]string{"run"}, "no image given"},
 		{[]string{"run", "--net=bridge", "x"}, "want default, host or none"},
+		{[]string{"run", "--net=host", "--port=80-tcp:8080", "x"}, "--port needs --net=default: with --net=host the apps listen on the host's ports"},
+		{[]string{"prepare", "--net=none", "--port=53-udp:5353", "x"}, "--port needs --net=default: a --net=none pod has only lo"},
+		{[]string{"run", "--port=80-tcp:8080", "--port=81-tcp:8080", "x"}, "host port tcp/8080 is forwarded twice"},
+		{[]string{"run", "--port=80-tcp:0", "x"}, "not a host port number"},
 	} {
 		r := rktIn(t, dir, tc.args...)
 		if r.code != exitError || !strings.Contains(r.stderr, tc.wantErr) {

@@ -84,9 +84,6 @@ func (c *cli) buildManifest(store *image.Store, req *runRequest, uuid string) (*
 	if m.Hostname == "" {
 		m.Hostname = "rkt-" + uuid
 	}
-	if len(m.Ports) > 0 {
-		return nil, fmt.Errorf("--port: port forwarding is not supported by corebox's pod network")
-	}
 	for _, v := range m.Volumes {
 		if v.Kind != "host" {
 			continue

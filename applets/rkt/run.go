@@ -277,11 +277,15 @@ func (p *podRun) attachNetwork(ownerPid int) error {
 			return fmt.Errorf("--net=none: %w", err)
 		}
 	case netDefault:
-		att, err := network.Setup(p.c.ctx, p.c.networkConfig(), p.h.UUID, netns)
+		var fwds []network.Forward
+		for _, pm := range p.m.Ports {
+			fwds = append(fwds, network.Forward{Protocol: pm.Protocol, HostPort: pm.HostPort, PodPort: pm.Port})
+		}
+		att, err := network.Setup(p.c.ctx, p.c.networkConfig(), p.h.UUID, netns, fwds...)
 		if err != nil {
 			return fmt.Errorf("--net=default: %w", err)
 		}
-		p.rt.Network = &podNetwork{Name: "default", IfName: "eth0", IP: att.IP.String(), Gateway: att.Gateway.String(), Prefix: att.Prefix.String(), HostVeth: att.HostVeth}
+		p.rt.Network = &podNetwork{Name: "default", IfName: "eth0", IP: att.IP.String(), Gateway: att.Gateway.String(), Prefix: att.Prefix.String(), HostVeth: att.HostVeth, Ports: p.m.Ports}
 		return p.save()
 	}
 	return nil

@@ -1,7 +1,11 @@
 package rkt
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +16,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/nftables"
 
 	"github.com/corebox/corebox/applets/rkt/container"
 )
@@ -260,4 +265,114 @@ func BenchmarkRunHostTrue(b *testing.B) {
 		}
 	}
 	rktIn(b, dir, "gc", "--grace-period=0s")
+}
+
+// TestPortForward runs a pod with --port whose app answers on port 80,
+// reaches it from the host at 127.0.0.1:HOSTPORT, and checks that gc
+// removes the forwarding rules.
+func TestPortForward(t *testing.T) {
+	needRoot(t, "bridges, veths and nftables")
+	dir := t.TempDir()
+	ref := busyboxImage(t, "v1", v1.Config{Cmd: []string{"/bin/true"}})
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	hostAddr := fmt.Sprintf("127.0.0.1:%d", port)
+
+	// A pod prepared with --port cannot run in the host's network.
+	r := rktIn(t, dir, "prepare", fmt.Sprintf("--port=80-tcp:%d", port), ref)
+	if r.code != 0 {
+		t.Fatalf("prepare: %d %s", r.code, r.stderr)
+	}
+	prepared := strings.TrimSpace(r.stdout)
+	if r := rktIn(t, dir, "run-prepared", "--net=host", prepared); r.code != exitError || !strings.Contains(r.stderr, "prepared with --port: --port needs --net=default") {
+		t.Errorf("run-prepared --net=host of a pod with --port: %d %q", r.code, r.stderr)
+	}
+	rktIn(t, dir, "rm", prepared)
+
+	cmd, out := rktProc(t, dir, "run", fmt.Sprintf("--port=80-tcp:%d", port), ref, "--exec=/bin/nc", "--", "-ll", "-p", "80", "-e", "/bin/echo", "hi from the pod")
+	t.Cleanup(func() {
+		for _, l := range strings.Split(rktIn(t, dir, "list", "--no-legend", "--full").stdout, "\n") {
+			if f := strings.Fields(l); len(f) > 0 {
+				rktIn(t, dir, "stop", "--force", f[0])
+			}
+		}
+		cmd.Wait()
+		rktIn(t, dir, "gc", "--grace-period=0s")
+	})
+	uuid := waitRunning(t, dir, 1, out)[0]
+	if st := rktIn(t, dir, "status", uuid).stdout; !strings.Contains(st, fmt.Sprintf("ports=80-tcp:%d\n", port)) {
+		t.Errorf("status lacks the forward:\n%s", st)
+	}
+	if n := forwardingRules(t, uuid); n == 0 {
+		t.Fatalf("no forwarding rules for pod %s", uuid)
+	}
+
+	// The app may not listen yet when the pod runs.
+	var answer string
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp4", hostAddr, 2*time.Second)
+		if err == nil {
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			b, _ := io.ReadAll(c)
+			c.Close()
+			if answer = strings.TrimSpace(string(b)); answer != "" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer at %s: %v %q\n%s", hostAddr, err, answer, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if answer != "hi from the pod" {
+		t.Errorf("answer at %s = %q", hostAddr, answer)
+	}
+
+	rktIn(t, dir, "stop", "--force", uuid)
+	cmd.Wait()
+	if r := rktIn(t, dir, "gc", "--grace-period=0s"); r.code != 0 {
+		t.Errorf("gc: %d %s", r.code, r.stderr)
+	}
+	if n := forwardingRules(t, uuid); n != 0 {
+		t.Errorf("%d forwarding rules of pod %s left after gc", n, uuid)
+	}
+	if c, err := net.DialTimeout("tcp4", hostAddr, time.Second); err == nil {
+		c.Close()
+		t.Errorf("%s still accepts connections after gc", hostAddr)
+	}
+}
+
+// forwardingRules counts the rules in the corebox nftables table whose
+// comment names the pod.
+func forwardingRules(t *testing.T, uuid string) int {
+	t.Helper()
+	conn, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	chains, err := conn.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range chains {
+		if c.Table.Name != "corebox" {
+			continue
+		}
+		rules, err := conn.GetRules(c.Table, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rules {
+			if bytes.Contains(r.UserData, []byte("pod="+uuid+" ")) {
+				n++
+			}
+		}
+	}
+	return n
 }

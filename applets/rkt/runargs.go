@@ -202,6 +202,9 @@ func (req *runRequest) applyPodFlags(vals flagValues) error {
 		}
 		req.Ports = append(req.Ports, p)
 	}
+	if err := checkPorts(req.Net, req.Ports); err != nil {
+		return err
+	}
 	req.InheritEnv = vals.bool("inherit-env")
 	req.Interactive = vals.bool("interactive")
 	req.UUIDFileSave = vals.last("uuid-file-save", "")

@@ -24,12 +24,13 @@ type podRuntime struct {
 
 // podNetwork is the pod's attachment to the default network.
 type podNetwork struct {
-	Name     string `json:"name"`
-	IfName   string `json:"ifName"`
-	IP       string `json:"ip"`
-	Gateway  string `json:"gateway"`
-	Prefix   string `json:"prefix"`
-	HostVeth string `json:"hostVeth"`
+	Name     string        `json:"name"`
+	IfName   string        `json:"ifName"`
+	IP       string        `json:"ip"`
+	Gateway  string        `json:"gateway"`
+	Prefix   string        `json:"prefix"`
+	HostVeth string        `json:"hostVeth"`
+	Ports    []PortMapping `json:"ports,omitempty"` // the host ports forwarded to the pod (--port)
 }
 
 // appRuntime is one app's container and its outcome.

@@ -23,6 +23,7 @@ type Attachment struct {
 	Gateway  netip.Addr   // the bridge's address, the pod's default route
 	Prefix   netip.Prefix // the network's subnet
 	HostVeth string       // the host end of the pod's veth pair
+	Forwards []Forward    // the host ports forwarded to the pod
 }
 
 // PodInterface is the name of the pod's end of its veth pair, inside the
@@ -86,20 +87,37 @@ func (u undoStack) run(log *slog.Logger) error {
 // Setup attaches the pod podID, whose network namespace is the file at
 // netnsPath (/proc/PID/ns/net or a bind mount of it), to the network cfg:
 // it leases an address, ensures the bridge (gateway = the subnet's first
-// address, up), ip_forward and the masquerade rule, creates a veth pair
+// address, up), ip_forward and the NAT chains, creates a veth pair
 // whose pod end is eth0 inside the namespace (up, with the leased address
 // and a default route via the gateway) and brings the namespace's lo up.
-// The bridge and the NAT chain already existing is fine. A pod that already
-// has a lease is an error (Teardown it first). On any failure everything
-// this call created is removed again and the lease released; turning
-// ip_forward on is not undone.
-func Setup(ctx context.Context, cfg Config, podID string, netnsPath string) (_ *Attachment, err error) {
+// Then it forwards the host ports of forwards to the pod: what arrives for
+// them at any of the host's addresses (127.0.0.1 and the other loopback
+// addresses included, which turns the bridge's route_localnet on) goes to
+// the pod's address; the pod sees the client's address, except for
+// clients on the host's loopback or in the network itself, which it sees
+// as the gateway. A host port that a pod of any network already has
+// forwarded is an error.
+//
+// The bridge and the NAT chains already existing is fine. A pod that
+// already has a lease is an error (Teardown it first). On any failure
+// everything this call created is removed again and the lease released;
+// turning ip_forward on is not undone.
+func Setup(ctx context.Context, cfg Config, podID string, netnsPath string, forwards ...Forward) (_ *Attachment, err error) {
 	cfg, err = cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	if err := checkPodID(podID); err != nil {
 		return nil, fmt.Errorf("setting up pod network: %w", err)
+	}
+	if err := checkForwards(forwards); err != nil {
+		return nil, fmt.Errorf("setting up network %s for pod %s: %w", cfg.Bridge, podID, err)
+	}
+	for _, f := range forwards {
+		if len(forwardTag(podID, f)) > maxForwardTag {
+			return nil, fmt.Errorf("setting up network %s for pod %s: the pod ID is too long to name its port forwarding rules (at most %d bytes with ports)",
+				cfg.Bridge, podID, maxForwardTag-len(forwardTag("", f)))
+		}
 	}
 	ns, err := openNetns(netnsPath)
 	if err != nil {
@@ -132,7 +150,7 @@ func Setup(ctx context.Context, cfg Config, podID string, netnsPath string) (_ *
 	}()
 
 	vethName := hostVethName(cfg.Bridge, podID)
-	leases, lease, err := store.lease(podID, vethName)
+	leases, lease, err := store.lease(podID, vethName, forwards)
 	if err != nil {
 		return nil, err
 	}
@@ -155,13 +173,13 @@ func Setup(ctx context.Context, cfg Config, podID string, netnsPath string) (_ *
 	if err := enableIPForward(); err != nil {
 		return nil, err
 	}
-	natCreated, err := ensureMasquerade(cfg.Bridge, cfg.Subnet)
+	natCreated, err := ensureNAT(cfg.Bridge, cfg.Subnet)
 	if err != nil {
 		return nil, err
 	}
 	if natCreated {
-		log.Info("created masquerade chain", "table", natTableName, "chain", masqueradeChainName(cfg.Bridge), "subnet", cfg.Subnet)
-		undo = append(undo, func() error { return removeMasquerade(cfg.Bridge) })
+		log.Info("created NAT chains", "table", natTableName, "chain", masqueradeChainName(cfg.Bridge), "subnet", cfg.Subnet)
+		undo = append(undo, func() error { return removeNAT(cfg.Bridge) })
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -196,8 +214,17 @@ func Setup(ctx context.Context, cfg Config, podID string, netnsPath string) (_ *
 	if err := configurePod(ns, cfg, lease.IP); err != nil {
 		return nil, err
 	}
+	if len(forwards) > 0 {
+		if err := enableRouteLocalnet(cfg.Bridge); err != nil {
+			return nil, err
+		}
+		if err := addForwards(cfg.Bridge, podID, lease.IP, forwards); err != nil {
+			return nil, err
+		}
+		log.Info("forwarded host ports", "forwards", forwards)
+	}
 	log.Info("attached pod", "ip", lease.IP, "veth", vethName)
-	return &Attachment{IP: lease.IP, Gateway: gateway(cfg.Subnet), Prefix: cfg.Subnet, HostVeth: vethName}, nil
+	return &Attachment{IP: lease.IP, Gateway: gateway(cfg.Subnet), Prefix: cfg.Subnet, HostVeth: vethName, Forwards: lease.Forwards}, nil
 }
 
 // configurePod sets up the pod's side: lo up, eth0 with ip up, a default
@@ -445,10 +472,10 @@ func ipNet(p netip.Prefix) *net.IPNet {
 }
 
 // Teardown detaches the pod podID from the network cfg: it deletes the
-// pod's veth pair (its host end; the pod end goes with it) and releases the
-// lease. When that was the network's last lease, the masquerade chain is
-// removed and so is the bridge, unless some other interface is still
-// enslaved to it. Tearing down a pod that is not attached is no error, and
+// pod's port forwarding rules and its veth pair (its host end; the pod end
+// goes with it) and releases the lease. When that was the network's last
+// lease, the NAT chains are removed and so is the bridge, unless some
+// other interface is still enslaved to it. Tearing down a pod that is not attached is no error, and
 // Teardown needs nothing but the lease file: it works after a crash or a
 // reboot.
 func Teardown(ctx context.Context, cfg Config, podID string) error {
@@ -485,12 +512,21 @@ func teardown(ctx context.Context, cfg Config, podID string) error {
 	if leased {
 		vethName = lease.HostVeth
 	}
-	// The veth goes before the lease: a crash in between leaves a lease
-	// that the next Teardown releases, never a veth nobody knows of.
+	log := cfg.Logger.With("network", cfg.Bridge, "pod", podID)
+	// The forwards and the veth go before the lease: a crash in between
+	// leaves a lease that the next Teardown releases, never rules nor a
+	// veth nobody knows of (nor rules that would forward to the next pod
+	// given the address).
+	n, err := removeForwards(cfg.Bridge, podID)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		log.Info("removed port forwards", "rules", n)
+	}
 	if err := deleteLink(host, vethName, "veth"); err != nil {
 		return err
 	}
-	log := cfg.Logger.With("network", cfg.Bridge, "pod", podID)
 	if leased {
 		leases.remove(podID)
 		if err := store.save(leases); err != nil {
@@ -505,11 +541,11 @@ func teardown(ctx context.Context, cfg Config, podID string) error {
 	// bridgeAliasPrefix) are that network's to remove.
 	if br, err := host.LinkByName(cfg.Bridge); err == nil {
 		if owner, ok := strings.CutPrefix(br.Attrs().Alias, bridgeAliasPrefix); ok && owner != store.dir {
-			log.Info("keeping bridge and masquerade chain: they belong to another lease directory", "owner", owner)
+			log.Info("keeping bridge and NAT chains: they belong to another lease directory", "owner", owner)
 			return nil
 		}
 	}
-	if err := removeMasquerade(cfg.Bridge); err != nil {
+	if err := removeNAT(cfg.Bridge); err != nil {
 		return err
 	}
 	return removeIdleBridge(host, cfg.Bridge, log)
@@ -539,6 +575,6 @@ func removeIdleBridge(h *netlink.Handle, name string, log *slog.Logger) error {
 	if err := deleteLink(h, name, "bridge"); err != nil {
 		return err
 	}
-	log.Info("removed bridge and masquerade chain")
+	log.Info("removed bridge and NAT chains")
 	return nil
 }

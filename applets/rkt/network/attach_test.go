@@ -50,7 +50,7 @@ func testNetwork(t testing.TB, n int, subnet string) Config {
 	}
 	// What an earlier, killed run may have left (the lease directory is new).
 	if os.Geteuid() == 0 {
-		if err := removeMasquerade(cfg.Bridge); err != nil {
+		if err := removeNAT(cfg.Bridge); err != nil {
 			t.Fatal(err)
 		}
 		if l, err := netlink.LinkByName(cfg.Bridge); err == nil {
@@ -75,10 +75,10 @@ func testNetwork(t testing.TB, n int, subnet string) Config {
 	return cfg
 }
 
-func setupPod(t *testing.T, cfg Config, podID string) (nsPath string, a *Attachment) {
+func setupPod(t *testing.T, cfg Config, podID string, forwards ...Forward) (nsPath string, a *Attachment) {
 	t.Helper()
 	nsPath = newNetns(t, podID)
-	a, err := Setup(context.Background(), cfg, podID, nsPath)
+	a, err := Setup(context.Background(), cfg, podID, nsPath, forwards...)
 	if err != nil {
 		t.Fatalf("Setup(%s): %v", podID, err)
 	}
@@ -281,23 +281,24 @@ func TestHostAndPodReachEachOther(t *testing.T) {
 	}
 }
 
-// TestMasquerade connects a pod to an "outside" namespace that is linked to
-// the host by a /30 and has no route back to the pod subnet: the
-// connection works only if it leaves the host with the host's address.
-func TestMasquerade(t *testing.T) {
-	needRoot(t)
-	cfg := testConfig(t, 4)
-	ns, _ := setupPod(t, cfg, "pod-a")
-
-	outside := newNetns(t, "outside")
-	hostAddr := netip.MustParsePrefix("10.232.4.1/30")
-	outsideAddr := netip.MustParsePrefix("10.232.4.2/30")
-	outNS, err := openNetns(outside)
+// newOutside makes an "outside" namespace linked to the host by a /30,
+// 10.232.<n>.0/30 (the host's end is cbtestout<n>), with no route back to
+// any pod subnet. It returns the namespace and both ends' addresses.
+func newOutside(t *testing.T, n int) (nsPath string, hostAddr, outsideAddr netip.Prefix) {
+	t.Helper()
+	nsPath = newNetns(t, "outside")
+	hostAddr = netip.MustParsePrefix(fmt.Sprintf("10.232.%d.1/30", n))
+	outsideAddr = netip.MustParsePrefix(fmt.Sprintf("10.232.%d.2/30", n))
+	outNS, err := openNetns(nsPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer outNS.Close()
-	link := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "cbtestout4"}, PeerName: "eth0", PeerNamespace: netlink.NsFd(outNS)}
+	name := "cbtestout" + strconv.Itoa(n)
+	if l, err := netlink.LinkByName(name); err == nil { // left by a killed run
+		netlink.LinkDel(l)
+	}
+	link := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: "eth0", PeerNamespace: netlink.NsFd(outNS)}
 	if err := netlink.LinkAdd(link); err != nil {
 		t.Fatal(err)
 	}
@@ -309,10 +310,21 @@ func TestMasquerade(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{{"ip", "addr", "add", outsideAddr.String(), "dev", "eth0"}, {"ip", "link", "set", "eth0", "up"}} {
-		if out, err := runInNetns(outside, "/bin/busybox", args...); err != nil {
+		if out, err := runInNetns(nsPath, "/bin/busybox", args...); err != nil {
 			t.Fatalf("%v: %v\n%s", args, err, out)
 		}
 	}
+	return nsPath, hostAddr, outsideAddr
+}
+
+// TestMasquerade connects a pod to an "outside" namespace that is linked to
+// the host by a /30 and has no route back to the pod subnet: the
+// connection works only if it leaves the host with the host's address.
+func TestMasquerade(t *testing.T) {
+	needRoot(t)
+	cfg := testConfig(t, 4)
+	ns, _ := setupPod(t, cfg, "pod-a")
+	outside, hostAddr, outsideAddr := newOutside(t, 4)
 
 	ln := listenIn(t, outside, netip.AddrPortFrom(outsideAddr.Addr(), 9090))
 	peer, err := dialFrom(ns, ln.Addr().String(), 5*time.Second)
@@ -325,13 +337,13 @@ func TestMasquerade(t *testing.T) {
 
 	// Control: without the masquerade rule the same connection must fail,
 	// or the check above proves nothing.
-	if err := removeMasquerade(cfg.Bridge); err != nil {
+	if err := removeNAT(cfg.Bridge); err != nil {
 		t.Fatal(err)
 	}
 	if peer, err := dialFrom(ns, ln.Addr().String(), time.Second); err == nil {
 		t.Errorf("without masquerade the pod still reached the outside (seen as %s)", peer)
 	}
-	if _, err := ensureMasquerade(cfg.Bridge, cfg.Subnet); err != nil {
+	if _, err := ensureNAT(cfg.Bridge, cfg.Subnet); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -498,7 +510,7 @@ func TestSetupOverExistingBridgeAndChain(t *testing.T) {
 	if err := netlink.LinkAdd(br); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ensureMasquerade(cfg.Bridge, cfg.Subnet); err != nil {
+	if _, err := ensureNAT(cfg.Bridge, cfg.Subnet); err != nil {
 		t.Fatal(err)
 	}
 	nsA, _ := setupPod(t, cfg, "pod-a")
@@ -514,8 +526,8 @@ func TestSetupOverExistingBridgeAndChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rules) != 1 {
-		t.Errorf("masquerade chain has %d rules after repeated setup, want 1", len(rules))
+	if len(rules) != len(masqueradeRules(cfg.Subnet)) {
+		t.Errorf("masquerade chain has %d rules after repeated setup, want %d", len(rules), len(masqueradeRules(cfg.Subnet)))
 	}
 }
 

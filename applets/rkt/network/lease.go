@@ -23,6 +23,7 @@ type Lease struct {
 	PodID    string     `json:"pod"`
 	IP       netip.Addr `json:"ip"`
 	HostVeth string     `json:"hostVeth"`
+	Forwards []Forward  `json:"forwards,omitempty"` // host ports forwarded to the pod
 }
 
 // leaseFile is the content of StateDir/<bridge>/leases.json.
@@ -41,7 +42,8 @@ const (
 
 // parseLeaseFile parses and checks a lease file: a known subnet, every lease
 // a valid pod ID with a host address of the subnet (not the network,
-// gateway or broadcast address), no address or pod twice.
+// gateway or broadcast address) and valid forwards, no address, pod or
+// forwarded host port twice.
 func parseLeaseFile(data []byte) (leaseFile, error) {
 	var lf leaseFile
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -57,6 +59,7 @@ func parseLeaseFile(data []byte) (leaseFile, error) {
 	}
 	ips := make(map[netip.Addr]string, len(lf.Leases))
 	pods := make(map[string]bool, len(lf.Leases))
+	hostPorts := map[string]string{}
 	for _, l := range lf.Leases {
 		if err := checkPodID(l.PodID); err != nil {
 			return leaseFile{}, fmt.Errorf("lease file: %w", err)
@@ -72,6 +75,15 @@ func parseLeaseFile(data []byte) (leaseFile, error) {
 		}
 		if pods[l.PodID] {
 			return leaseFile{}, fmt.Errorf("lease file: pod %s has two leases", l.PodID)
+		}
+		if err := checkForwards(l.Forwards); err != nil {
+			return leaseFile{}, fmt.Errorf("lease file: pod %s: %w", l.PodID, err)
+		}
+		for _, f := range l.Forwards {
+			if other, dup := hostPorts[f.hostKey()]; dup {
+				return leaseFile{}, fmt.Errorf("lease file: host port %s is forwarded to both %s and %s", f.hostKey(), other, l.PodID)
+			}
+			hostPorts[f.hostKey()] = l.PodID
 		}
 		ips[l.IP] = l.PodID
 		pods[l.PodID] = true
@@ -108,19 +120,26 @@ func (lf *leaseFile) remove(podID string) {
 	lf.Leases = slices.DeleteFunc(lf.Leases, func(l Lease) bool { return l.PodID == podID })
 }
 
-// allocate leases the lowest free host address of the subnet to podID.
-func (lf *leaseFile) allocate(podID, hostVeth string) (Lease, error) {
+// allocate leases the lowest free host address of the subnet to podID,
+// with the host ports of fwds (checked with checkForwards) that no other
+// lease forwards.
+func (lf *leaseFile) allocate(podID, hostVeth string, fwds []Forward) (Lease, error) {
 	if l, ok := lf.find(podID); ok {
 		return Lease{}, fmt.Errorf("pod %s already has address %s on subnet %s", podID, l.IP, lf.Subnet)
 	}
 	used := make(map[netip.Addr]bool, len(lf.Leases))
 	for _, l := range lf.Leases {
 		used[l.IP] = true
+		for _, f := range l.Forwards {
+			if slices.ContainsFunc(fwds, func(g Forward) bool { return g.hostKey() == f.hostKey() }) {
+				return Lease{}, fmt.Errorf("host port %s is already forwarded to pod %s", f.hostKey(), l.PodID)
+			}
+		}
 	}
 	last := broadcast(lf.Subnet)
 	for ip := gateway(lf.Subnet).Next(); ip.Less(last); ip = ip.Next() {
 		if !used[ip] {
-			l := Lease{PodID: podID, IP: ip, HostVeth: hostVeth}
+			l := Lease{PodID: podID, IP: ip, HostVeth: hostVeth, Forwards: slices.Clone(fwds)}
 			lf.Leases = append(lf.Leases, l)
 			slices.SortFunc(lf.Leases, func(a, b Lease) int { return a.IP.Compare(b.IP) })
 			return l, nil
@@ -251,14 +270,14 @@ func (s *leaseStore) save(lf leaseFile) error {
 	return nil
 }
 
-// lease records a new lease for podID and returns it with the lease file
-// as saved.
-func (s *leaseStore) lease(podID, hostVeth string) (leaseFile, Lease, error) {
+// lease records a new lease for podID, with its forwards, and returns it
+// with the lease file as saved.
+func (s *leaseStore) lease(podID, hostVeth string, fwds []Forward) (leaseFile, Lease, error) {
 	lf, err := s.load()
 	if err != nil {
 		return leaseFile{}, Lease{}, err
 	}
-	l, err := lf.allocate(podID, hostVeth)
+	l, err := lf.allocate(podID, hostVeth, fwds)
 	if err != nil {
 		return leaseFile{}, Lease{}, err
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,7 +51,7 @@ func takeLease(ctx context.Context, cfg Config, podID string) (Lease, error) {
 		return Lease{}, err
 	}
 	defer s.unlock()
-	_, l, err := s.lease(podID, hostVethName(cfg.Bridge, podID))
+	_, l, err := s.lease(podID, hostVethName(cfg.Bridge, podID), nil)
 	return l, err
 }
 
@@ -66,7 +67,7 @@ func leaseConfig(t *testing.T, subnet string) Config {
 func TestAllocateLowestFreeAddress(t *testing.T) {
 	lf := leaseFile{Subnet: netip.MustParsePrefix("10.1.0.0/24")}
 	for i, pod := range []string{"a", "b", "c"} {
-		l, err := lf.allocate(pod, "v"+pod)
+		l, err := lf.allocate(pod, "v"+pod, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,12 +76,29 @@ func TestAllocateLowestFreeAddress(t *testing.T) {
 		}
 	}
 	lf.remove("b")
-	l, err := lf.allocate("d", "vd")
+	l, err := lf.allocate("d", "vd", nil)
 	if err != nil || l.IP != netip.MustParseAddr("10.1.0.3") {
 		t.Errorf("after releasing 10.1.0.3 the next lease is %v, %v", l.IP, err)
 	}
-	if _, err := lf.allocate("a", "va"); err == nil || !strings.Contains(err.Error(), "already has address 10.1.0.2") {
+	if _, err := lf.allocate("a", "va", nil); err == nil || !strings.Contains(err.Error(), "already has address 10.1.0.2") {
 		t.Errorf("second lease for a pod: err = %v", err)
+	}
+}
+
+func TestAllocateRefusesForwardedHostPort(t *testing.T) {
+	lf := leaseFile{Subnet: netip.MustParsePrefix("10.1.0.0/24")}
+	fwd := Forward{Protocol: "tcp", HostPort: 8080, PodPort: 80}
+	if _, err := lf.allocate("a", "va", []Forward{fwd}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lf.allocate("b", "vb", []Forward{{Protocol: "udp", HostPort: 53, PodPort: 53}, {Protocol: "tcp", HostPort: 8080, PodPort: 81}}); err == nil || !strings.Contains(err.Error(), "host port tcp/8080 is already forwarded to pod a") {
+		t.Errorf("second forward of tcp/8080: err = %v", err)
+	}
+	if len(lf.Leases) != 1 {
+		t.Errorf("a refused allocation added a lease: %+v", lf.Leases)
+	}
+	if _, err := lf.allocate("c", "vc", []Forward{{Protocol: "udp", HostPort: 8080, PodPort: 80}}); err != nil {
+		t.Errorf("udp/8080 next to tcp/8080: %v", err)
 	}
 }
 
@@ -123,7 +141,7 @@ func TestLeasesSurviveRestart(t *testing.T) {
 	// A new process: a new Config value over the same directory.
 	again := Config{StateDir: cfg.StateDir, Bridge: cfg.Bridge, Subnet: cfg.Subnet}
 	ls, err := Leases(context.Background(), again)
-	if err != nil || len(ls) != 1 || ls[0] != a {
+	if err != nil || len(ls) != 1 || !reflect.DeepEqual(ls[0], a) {
 		t.Fatalf("leases after restart = %+v, %v; want [%+v]", ls, err, a)
 	}
 	cfg2, _ := again.withDefaults()
@@ -306,6 +324,13 @@ func TestParseLeaseFile(t *testing.T) {
 		{"long veth", `{"subnet":"10.1.0.0/24","leases":[{"pod":"a","ip":"10.1.0.2","hostVeth":"veth0123456789ab"}]}`, "longer than 15"},
 		{"same ip twice", `{"subnet":"10.1.0.0/24","leases":[{"pod":"a","ip":"10.1.0.2","hostVeth":"va"},{"pod":"b","ip":"10.1.0.2","hostVeth":"vb"}]}`, "leased to both a and b"},
 		{"same pod twice", `{"subnet":"10.1.0.0/24","leases":[{"pod":"a","ip":"10.1.0.2","hostVeth":"va"},{"pod":"a","ip":"10.1.0.3","hostVeth":"vb"}]}`, "two leases"},
+		{"forwards", `{"subnet":"10.1.0.0/24","leases":[{"pod":"a","ip":"10.1.0.2","hostVeth":"va","forwards":[{"protocol":"tcp","hostPort":8080,"podPort":80},{"protocol":"udp","hostPort":8080,"podPort":53}]},{"pod":"b","ip":"10.1.0.3","hostVeth":"vb","forwards":[]}]}`, ""},
+		{"forward protocol", `{"subnet":"10.1.0.0/24","leases":[{"pod":"a","ip":"10.1.0.2","hostVeth":"va","forwards":[{"protocol":"sctp","hostPort":8080,"podPort":80}]}]}`, "pod a: forward sctp/8080->80: protocol"},
+		{"forward port 0", `{"subnet":"10.1.0.0/24","leases":[{"pod":"a","ip":"10.1.0.2","hostVeth":"va","forwards":[{"protocol":"tcp","hostPort":0,"podPort":80}]}]}`, "port 0"},
+		{"forward port too big", `{"subnet":"10.1.0.0/24","leases":[{"pod":"a","ip":"10.1.0.2","hostVeth":"va","forwards":[{"protocol":"tcp","hostPort":65536,"podPort":80}]}]}`, "decoding lease file"},
+		{"forward unknown field", `{"subnet":"10.1.0.0/24","leases":[{"pod":"a","ip":"10.1.0.2","hostVeth":"va","forwards":[{"protocol":"tcp","hostPort":1,"podPort":80,"hostIP":"0.0.0.0"}]}]}`, "unknown field"},
+		{"host port twice in a pod", `{"subnet":"10.1.0.0/24","leases":[{"pod":"a","ip":"10.1.0.2","hostVeth":"va","forwards":[{"protocol":"tcp","hostPort":1,"podPort":80},{"protocol":"tcp","hostPort":1,"podPort":81}]}]}`, "host port tcp/1 is forwarded twice"},
+		{"host port in two pods", `{"subnet":"10.1.0.0/24","leases":[{"pod":"a","ip":"10.1.0.2","hostVeth":"va","forwards":[{"protocol":"tcp","hostPort":1,"podPort":80}]},{"pod":"b","ip":"10.1.0.3","hostVeth":"vb","forwards":[{"protocol":"tcp","hostPort":1,"podPort":80}]}]}`, "host port tcp/1 is forwarded to both a and b"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseLeaseFile([]byte(tc.in))
@@ -330,6 +355,9 @@ func FuzzParseLeaseFile(f *testing.F) {
 	f.Add([]byte(`{"subnet":"10.1.0.0/30","leases":[{"pod":"x","ip":"10.1.0.2","hostVeth":"veth01234567"}]}`))
 	f.Add([]byte(`{"subnet":"10.1.0.0/24","leases":[{"pod":"a","ip":"10.1.0.2","hostVeth":"va"},{"pod":"b","ip":"10.1.0.2","hostVeth":"vb"}]}`))
 	f.Add([]byte(`{"subnet":"10.1.0.1/24","leases":null}`))
+	f.Add([]byte(`{"subnet":"10.1.0.0/24","leases":[{"pod":"a","ip":"10.1.0.2","hostVeth":"va","forwards":[{"protocol":"tcp","hostPort":8080,"podPort":80},{"protocol":"udp","hostPort":8080,"podPort":53}]}]}`))
+	f.Add([]byte(`{"subnet":"10.1.0.0/24","leases":[{"pod":"a","ip":"10.1.0.2","hostVeth":"va","forwards":[]}]}`))
+	f.Add([]byte(`{"subnet":"10.1.0.0/24","leases":[{"pod":"a","ip":"10.1.0.2","hostVeth":"va","forwards":[{"protocol":"tcp","hostPort":1,"podPort":1}]},{"pod":"b","ip":"10.1.0.3","hostVeth":"vb","forwards":[{"protocol":"tcp","hostPort":1,"podPort":2}]}]}`))
 	f.Add([]byte(`{}`))
 	f.Add([]byte(``))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -349,8 +377,13 @@ func FuzzParseLeaseFile(f *testing.F) {
 			t.Fatalf("round trip changed %+v into %+v", lf, again)
 		}
 		if len(lf.Leases) > 0 {
-			if _, err := lf.allocate(lf.Leases[0].PodID, "v"); err == nil {
+			if _, err := lf.allocate(lf.Leases[0].PodID, "v", nil); err == nil {
 				t.Fatal("allocate gave a leased pod a second address")
+			}
+			if fw := lf.Leases[0].Forwards; len(fw) > 0 {
+				if _, err := lf.allocate("fuzz-new-pod", "v", fw[:1]); err == nil {
+					t.Fatalf("allocate forwarded host port %s a second time", fw[0].hostKey())
+				}
 			}
 		}
 	})
