@@ -147,11 +147,17 @@ func (c *cli) exec(ctx context.Context, args []string) (int, error) {
 	pidFile := fs.String("pid-file", "", "write the process's pid here")
 	consoleSocket := fs.String("console-socket", "", "unix socket receiving the pty master")
 	noNewPrivs := fs.Bool("no-new-privs", false, "set no_new_privs")
+	preserveFDs := fs.Int("preserve-fds", 0, preserveFDsUsage)
 	if err := fs.Parse(args); err != nil {
 		return 1, err
 	}
 	if fs.NArg() < 1 {
 		return 1, usageError{"exec: want ID [COMMAND [ARG…]]"}
+	}
+	// Before anything is opened (see options).
+	extra, err := preservedFiles(3, *preserveFDs)
+	if err != nil {
+		return 1, err
 	}
 	ct, err := c.load(fs.Arg(0))
 	if err != nil {
@@ -233,7 +239,7 @@ func (c *cli) exec(ctx context.Context, args []string) (int, error) {
 			return 1, err
 		}
 	}
-	proc, err := ct.Exec(ctx, container.ExecOptions{Process: p, ConsoleSocket: *consoleSocket, PidFile: *pidFile})
+	proc, err := ct.Exec(ctx, container.ExecOptions{Process: p, ConsoleSocket: *consoleSocket, PidFile: *pidFile, ExtraFiles: extra})
 	if err != nil {
 		return 1, err
 	}

@@ -39,13 +39,13 @@ func (e usageError) Error() string { return e.msg }
 
 const usage = `usage: runc [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND [ARGS…]
 commands:
-  create [--bundle DIR] [--pid-file FILE] [--console-socket SOCK] [--no-pivot] ID
+  create [--bundle DIR] [--pid-file FILE] [--console-socket SOCK] [--no-pivot] [--preserve-fds N] ID
   start ID
   state ID
   kill [--all] [--signal SIG] ID [SIGNAL]
   delete [--force] ID
-  run [--bundle DIR] [--detach] [--pid-file FILE] [--console-socket SOCK] [--no-pivot] ID
-  exec [--tty] [--detach] [--env K=V] [--cwd DIR] [--user UID[:GID]] [--process FILE] ID [ARGS…]
+  run [--bundle DIR] [--detach] [--pid-file FILE] [--console-socket SOCK] [--no-pivot] [--preserve-fds N] ID
+  exec [--tty] [--detach] [--env K=V] [--cwd DIR] [--user UID[:GID]] [--process FILE] [--preserve-fds N] ID [ARGS…]
   list [--format table|json] [--quiet]
   ps [--format table|json] ID
   pause ID / resume ID
@@ -157,6 +157,7 @@ func (c *cli) load(id string) (*container.Container, error) {
 type createFlags struct {
 	bundle, pidFile, consoleSocket string
 	noPivot                        bool
+	preserveFDs                    int
 }
 
 func (c *cli) createFlagSet(name string, f *createFlags) *flag.FlagSet {
@@ -167,14 +168,32 @@ func (c *cli) createFlagSet(name string, f *createFlags) *flag.FlagSet {
 	fs.StringVar(&f.consoleSocket, "console-socket", "", "unix socket receiving the pty master")
 	fs.BoolVar(&f.noPivot, "no-pivot", false, "chroot instead of pivot_root")
 	fs.Bool("no-new-keyring", false, "accepted for compatibility")
-	fs.Int("preserve-fds", 0, "not supported (must be 0)")
+	fs.IntVar(&f.preserveFDs, "preserve-fds", 0, preserveFDsUsage)
 	return fs
 }
 
+const preserveFDsUsage = "pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total)"
+
+// options is the engine's Options for create and run. The descriptors to
+// pass are taken first, before the command opens anything that could take
+// the number of one that is closed.
 func (c *cli) options(id string, f *createFlags) (container.Options, error) {
+	listen, err := listenFiles()
+	if err != nil {
+		return container.Options{}, err
+	}
+	extra, err := preservedFiles(3+len(listen), f.preserveFDs)
+	if err != nil {
+		return container.Options{}, err
+	}
 	spec, err := container.LoadSpec(f.bundle)
 	if err != nil {
 		return container.Options{}, err
+	}
+	if len(listen) > 0 {
+		// As runc: the activation descriptors keep their meaning
+		// for the container's init.
+		spec.Process.Env = append(spec.Process.Env, "LISTEN_FDS="+strconv.Itoa(len(listen)), "LISTEN_PID=1")
 	}
 	if f.pidFile != "" {
 		if f.pidFile, err = filepath.Abs(f.pidFile); err != nil {
@@ -183,8 +202,56 @@ func (c *cli) options(id string, f *createFlags) (container.Options, error) {
 	}
 	return container.Options{
 		ID: id, Bundle: f.bundle, Spec: spec, StateRoot: c.root, ConsoleSocket: f.consoleSocket,
-		PidFile: f.pidFile, NoPivot: f.noPivot, Logger: c.log,
+		PidFile: f.pidFile, NoPivot: f.noPivot, Logger: c.log, ExtraFiles: append(listen, extra...),
 	}, nil
+}
+
+// listenFiles are the socket-activation descriptors systemd passed us
+// (LISTEN_FDS from 3 on, when LISTEN_PID is our pid), which create and run
+// pass to the container before the --preserve-fds ones, as runc does.
+func listenFiles() ([]*os.File, error) {
+	pid, err := strconv.Atoi(os.Getenv("LISTEN_PID"))
+	if err != nil || pid != os.Getpid() {
+		return nil, nil
+	}
+	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	if err != nil || n <= 0 {
+		return nil, nil
+	}
+	return callerFiles(3, n, "LISTEN_FDS="+strconv.Itoa(n))
+}
+
+// preservedFiles are the caller's descriptors first … first+n-1 for
+// --preserve-fds n.
+func preservedFiles(first, n int) ([]*os.File, error) {
+	if n < 0 {
+		return nil, usageError{fmt.Sprintf("--preserve-fds %d: must be 0 or more", n)}
+	}
+	return callerFiles(first, n, "--preserve-fds "+strconv.Itoa(n))
+}
+
+// callerFiles wraps descriptors first … first+n-1 that our caller passed
+// us; what names the setting that asks for them in errors. A descriptor
+// our caller did not pass is refused even when open: then it is one of
+// ours, opened close-on-exec (the Go runtime keeps a cgroup file open, for
+// one), and must not reach a container. All are checked before any is
+// wrapped: wrapping a non-blocking one starts the runtime's poller, whose
+// descriptor would take the number of a closed one.
+func callerFiles(first, n int, what string) ([]*os.File, error) {
+	for fd := first; fd < first+n; fd++ {
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil {
+			return nil, fmt.Errorf("%s: descriptor %d is not open: %w", what, fd, err)
+		}
+		if flags&unix.FD_CLOEXEC != 0 {
+			return nil, fmt.Errorf("%s: descriptor %d is not open in runc's caller (the number is one of runc's own)", what, fd)
+		}
+	}
+	files := make([]*os.File, n)
+	for i := range files {
+		files[i] = os.NewFile(uintptr(first+i), "descriptor "+strconv.Itoa(first+i)+" for "+what)
+	}
+	return files, nil
 }
 
 func (c *cli) create(ctx context.Context, args []string) (int, error) {
@@ -193,9 +260,6 @@ func (c *cli) create(ctx context.Context, args []string) (int, error) {
 	id, err := oneID(fs, args)
 	if err != nil {
 		return 1, err
-	}
-	if n := fs.Lookup("preserve-fds").Value.String(); n != "0" {
-		return 1, errors.New("--preserve-fds is not supported")
 	}
 	o, err := c.options(id, &f)
 	if err != nil {

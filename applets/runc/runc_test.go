@@ -38,9 +38,16 @@ func (h *harness) cmd(args ...string) *exec.Cmd {
 // run returns exit status, stdout and stderr.
 func (h *harness) run(args ...string) (int, string, string) {
 	h.t.Helper()
+	return h.runWithFiles(nil, args...)
+}
+
+// runWithFiles is run with extra as the command's descriptors 3, 4, ….
+func (h *harness) runWithFiles(extra []*os.File, args ...string) (int, string, string) {
+	h.t.Helper()
 	// Files, not pipes: a detached container keeps its stdio open, and
 	// exec.Cmd would wait for a pipe's writers to close.
 	c := h.cmd(args...)
+	c.ExtraFiles = extra
 	dir := h.t.TempDir()
 	out, err := os.Create(filepath.Join(dir, "stdout"))
 	if err != nil {

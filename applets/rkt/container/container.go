@@ -43,6 +43,11 @@ type Options struct {
 	// Stdin, Stdout, Stderr are the process's stdio when it has no
 	// terminal; nil inherits the caller's.
 	Stdin, Stdout, Stderr *os.File
+	// ExtraFiles become the process's descriptors 3, 4, …, open (not
+	// close-on-exec) when it starts, as runc's --preserve-fds passes
+	// them; every other descriptor above 2 is closed by then. Each must
+	// be open; Create does not close them.
+	ExtraFiles []*os.File
 	// Logger receives debug logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -92,6 +97,9 @@ func Create(ctx context.Context, o Options) (c *Container, err error) {
 	}
 	if spec.Process.Terminal && o.ConsoleSocket == "" {
 		return nil, errors.New("process.terminal is set but there is no console socket to send the terminal to")
+	}
+	if err := checkExtraFiles(o.ExtraFiles); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(o.StateRoot, 0o700); err != nil {
 		return nil, fmt.Errorf("making the state root: %w", err)
@@ -166,14 +174,16 @@ func Create(ctx context.Context, o Options) (c *Container, err error) {
 	}
 	defer startL.Close()
 
-	files := []*os.File{orStd(o.Stdin, os.Stdin), orStd(o.Stdout, os.Stdout), orStd(o.Stderr, os.Stderr), childEnd, startL}
+	files := stubFiles(o.Stdin, o.Stdout, o.Stderr, o.ExtraFiles, childEnd)
 	cfg := stubConfig{
 		Spec: spec, Rootfs: rootfs, Seccomp: prog, NoPivot: o.NoPivot,
 		Userns:    ns.create&unix.CLONE_NEWUSER != 0,
 		MountNS:   ns.has(unix.CLONE_NEWNS),
-		StartFD:   4,
+		ExtraFDs:  len(o.ExtraFiles),
+		StartFD:   len(files),
 		MountNSFD: -1, ConsoleFD: -1,
 	}
+	files = append(files, startL)
 	join, closeJoin, err := openNamespaces(ns.join)
 	if err != nil {
 		return nil, fmt.Errorf("linux.namespaces: %w", err)
@@ -219,13 +229,13 @@ func Create(ctx context.Context, o Options) (c *Container, err error) {
 		attr.Cloneflags &^= unix.CLONE_NEWCGROUP
 		cfg.UnshareCgroup = true
 	}
-	exe, err := openSelfExe()
+	exe, err := openSelfExe(len(files))
 	if err != nil {
 		return nil, err
 	}
 	defer exe.Close()
 	t0 := time.Now()
-	proc, err := spawn(exe.path(), []string{StubApplet}, files, attr, join)
+	proc, err := spawn(exe.path(), stubArgs(len(o.ExtraFiles)), files, attr, join)
 	if err != nil {
 		return nil, fmt.Errorf("starting the container's init: %w", err)
 	}
@@ -325,6 +335,29 @@ func orStd(f, std *os.File) *os.File {
 		return f
 	}
 	return std
+}
+
+// stubFiles are the stub's first descriptors: stdio (nil inherits the
+// caller's), the extra files at 3, 4, … where the process will have them,
+// and the sync socket after them (stubSyncFD).
+func stubFiles(stdin, stdout, stderr *os.File, extra []*os.File, sync *os.File) []*os.File {
+	files := []*os.File{orStd(stdin, os.Stdin), orStd(stdout, os.Stdout), orStd(stderr, os.Stderr)}
+	files = append(files, extra...)
+	return append(files, sync)
+}
+
+// checkExtraFiles checks that the files to pass as descriptors 3, 4, …
+// are open; the error names the descriptor.
+func checkExtraFiles(extra []*os.File) error {
+	for i, f := range extra {
+		if f == nil {
+			return fmt.Errorf("descriptor %d to pass to the process: no file", 3+i)
+		}
+		if _, err := unix.FcntlInt(f.Fd(), unix.F_GETFD, 0); err != nil {
+			return fmt.Errorf("descriptor %d to pass to the process (%s): %w", 3+i, f.Name(), err)
+		}
+	}
+	return nil
 }
 
 func idMaps(m []specs.LinuxIDMapping) []syscall.SysProcIDMap {

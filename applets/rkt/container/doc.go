@@ -23,8 +23,9 @@
 // resolved inside the root (openat2 RESOLVE_IN_ROOT) and mounted onto the
 // resolved descriptor after checking it is still below the root; the
 // working directory resolved the same way with magic links refused; every
-// descriptor above 2 close-on-exec before the execve; /dev/null checked to
-// be 1:3 before it masks anything.
+// descriptor above 2 close-on-exec before the execve, but the caller's
+// ExtraFiles (runc's --preserve-fds) at 3, 4, …; /dev/null checked to be
+// 1:3 before it masks anything.
 //
 // Not supported (an error naming the field): joining user or time
 // namespaces by path, and so Exec into a container with its own user

@@ -26,6 +26,9 @@ type ExecOptions struct {
 	PidFile string
 	// Stdin, Stdout, Stderr: nil inherits the caller's.
 	Stdin, Stdout, Stderr *os.File
+	// ExtraFiles become the process's descriptors 3, 4, … (see
+	// Options.ExtraFiles).
+	ExtraFiles []*os.File
 }
 
 // Process is a process Exec started; the caller is its parent.
@@ -65,6 +68,9 @@ func (c *Container) Exec(ctx context.Context, o ExecOptions) (*Process, error) {
 		return nil, errors.New("exec: no process")
 	}
 	if err := validateProcess(o.Process, "process"); err != nil {
+		return nil, err
+	}
+	if err := checkExtraFiles(o.ExtraFiles); err != nil {
 		return nil, err
 	}
 	if o.Process.Terminal && o.ConsoleSocket == "" {
@@ -108,9 +114,9 @@ func (c *Container) Exec(ctx context.Context, o ExecOptions) (*Process, error) {
 	childEnd := os.NewFile(uintptr(pair[1]), "sync")
 	defer parentEnd.Close()
 	defer childEnd.Close()
-	files := []*os.File{orStd(o.Stdin, os.Stdin), orStd(o.Stdout, os.Stdout), orStd(o.Stderr, os.Stderr), childEnd}
+	files := stubFiles(o.Stdin, o.Stdout, o.Stderr, o.ExtraFiles, childEnd)
 	cfg := stubConfig{Exec: true, Spec: spec, Process: o.Process, Rootfs: rec.Rootfs, Seccomp: prog,
-		StartFD: -1, MountNSFD: -1, ConsoleFD: -1, State: rec.state(specs.StateRunning)}
+		ExtraFDs: len(o.ExtraFiles), StartFD: -1, MountNSFD: -1, ConsoleFD: -1, State: rec.state(specs.StateRunning)}
 	if f, ok := join[unix.CLONE_NEWNS]; ok {
 		cfg.MountNSFD = len(files)
 		files = append(files, f)
@@ -128,12 +134,12 @@ func (c *Container) Exec(ctx context.Context, o ExecOptions) (*Process, error) {
 	if fd, ok := cg.FD(); ok {
 		attr.UseCgroupFD, attr.CgroupFD = true, fd
 	}
-	exe, err := openSelfExe()
+	exe, err := openSelfExe(len(files))
 	if err != nil {
 		return nil, err
 	}
 	defer exe.Close()
-	proc, err := spawn(exe.path(), []string{StubApplet}, files, attr, join)
+	proc, err := spawn(exe.path(), stubArgs(len(o.ExtraFiles)), files, attr, join)
 	if err != nil {
 		return nil, fmt.Errorf("exec into container %q: %w", rec.ID, err)
 	}

@@ -27,6 +27,9 @@ type execution struct {
 	caps    capSets
 	last    int // the kernel's highest capability
 	slave   int // pty slave for a terminal, or -1
+	// extraFDs: descriptors 3 … 3+extraFDs-1 are the caller's extra
+	// files, passed on open.
+	extraFDs int
 }
 
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -142,8 +145,8 @@ func setOOMScoreAdj(p *specs.Process) error {
 // credentials, capabilities, no_new_privs and the seccomp filter are set
 // on it alone, and it is the one that execve's (the kernel ends the other
 // threads). Order: working directory (resolved inside the root, magic
-// links refused), terminal, every descriptor above 2 marked close-on-exec,
-// bounding set, groups and ids (keeping capabilities across the id
+// links refused), terminal, every descriptor above 2 marked close-on-exec
+// but the extra files (3 … 3+extraFDs-1), bounding set, groups and ids (keeping capabilities across the id
 // change), capabilities, umask, no_new_privs, seccomp — last when
 // no_new_privs allows an unprivileged load, before the drop otherwise.
 func (e *execution) run() error {
@@ -178,6 +181,11 @@ func (e *execution) run() error {
 	}
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return fmt.Errorf("marking descriptors close-on-exec: %w", err)
+	}
+	for fd := 3; fd < 3+e.extraFDs; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
+			return fmt.Errorf("passing descriptor %d to the process: %w", fd, err)
+		}
 	}
 	if !p.NoNewPrivileges {
 		if err := e.seccomp.Load(); err != nil {

@@ -20,24 +20,26 @@ type selfExe struct {
 	f *os.File
 }
 
-func openSelfExe() (*selfExe, error) {
+// openSelfExe opens the copy with a descriptor number of at least
+// childFiles, the number of files a child gets.
+func openSelfExe(childFiles int) (*selfExe, error) {
 	fd, err := unix.OpenTree(unix.AT_FDCWD, "/proc/self/exe", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
 	if err == nil {
 		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
 		err = unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr)
 		if err == nil {
-			return &selfExe{f: os.NewFile(uintptr(highFD(fd)), "corebox (read-only clone)")}, nil
+			return &selfExe{f: os.NewFile(uintptr(highFD(fd, childFiles)), "corebox (read-only clone)")}, nil
 		}
 		unix.Close(fd)
 	}
-	return sealedCopy()
+	return sealedCopy(childFiles)
 }
 
-// highFD moves fd above the numbers a child's files are dup2'ed to, so
-// that the child can still execute /proc/self/fd/N after its files are in
-// place.
-func highFD(fd int) int {
-	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 100)
+// highFD moves fd to 100 or above, and at least childFiles: above the
+// numbers a child's files are dup2'ed to, so that the child can still
+// execute /proc/self/fd/N after its files are in place.
+func highFD(fd, childFiles int) int {
+	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, max(100, childFiles))
 	if err != nil {
 		return fd
 	}
@@ -45,7 +47,7 @@ func highFD(fd int) int {
 	return nfd
 }
 
-func sealedCopy() (*selfExe, error) {
+func sealedCopy(childFiles int) (*selfExe, error) {
 	src, err := os.Open("/proc/self/exe")
 	if err != nil {
 		return nil, fmt.Errorf("opening own executable: %w", err)
@@ -55,7 +57,7 @@ func sealedCopy() (*selfExe, error) {
 	if err != nil {
 		return nil, fmt.Errorf("copying own executable: %w", err)
 	}
-	f := os.NewFile(uintptr(highFD(fd)), "corebox (sealed copy)")
+	f := os.NewFile(uintptr(highFD(fd, childFiles)), "corebox (sealed copy)")
 	if _, err := io.Copy(f, src); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("copying own executable: %w", err)

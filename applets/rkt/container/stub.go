@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strconv"
 
 	"github.com/corebox/corebox/applets/rkt/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -64,6 +65,10 @@ type stubConfig struct {
 	// UnshareCgroup: make the cgroup namespace now that the parent has
 	// moved the stub into its cgroup (v1 hosts).
 	UnshareCgroup bool `json:"unshareCgroup,omitempty"`
+	// ExtraFDs is how many descriptors from 3 on the process gets
+	// (Options.ExtraFiles); the stub holds them close-on-exec until its
+	// final execve.
+	ExtraFDs int `json:"extraFDs,omitempty"`
 	// Descriptor numbers in the stub, -1 for none.
 	StartFD   int `json:"startFD"`
 	MountNSFD int `json:"mountNSFD"`
@@ -78,26 +83,50 @@ type stubMessage struct {
 	Error string `json:"error,omitempty"`
 }
 
-const syncFD = 3
+// stubArgs is the stub's argv: its name, and the number of its sync
+// socket, which follows the extra files (stubFiles).
+func stubArgs(extraFiles int) []string {
+	return []string{StubApplet, strconv.Itoa(3 + extraFiles)}
+}
 
-// StubMain is the stub's entry point. It reads its configuration from
-// descriptor 3 and either becomes the container's init (waiting for Start,
-// then execve'ing the container's process) or, for Exec, joins the
-// container and execve's the process. It returns only on failure, after
-// reporting the error to whoever waits for it.
+// StubMain is the stub's entry point; args are stubArgs after the name.
+// It reads its configuration from the sync socket and either becomes the
+// container's init (waiting for Start, then execve'ing the container's
+// process) or, for Exec, joins the container and execve's the process.
+// It returns only on failure, after reporting the error to whoever waits
+// for it.
 func StubMain(ctx context.Context, args []string) int {
 	runtime.LockOSThread()
 	// Keep other container processes from ptrace-ing the stub or opening
 	// its /proc entries while it holds host descriptors.
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
-	sync := os.NewFile(syncFD, "sync")
+	// Every inherited descriptor (the extra files included) is
+	// close-on-exec while the stub runs hooks; execution.run hands the
+	// extra files on at the very end.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: marking descriptors close-on-exec: %v\n", StubApplet, err)
+		return 1
+	}
+	if len(args) != 1 {
+		fmt.Fprintf(os.Stderr, "%s: want the sync socket's descriptor as the only argument\n", StubApplet)
+		return 1
+	}
+	syncFD, err := strconv.Atoi(args[0])
+	if err != nil || syncFD < 3 {
+		fmt.Fprintf(os.Stderr, "%s: bad sync descriptor %q\n", StubApplet, args[0])
+		return 1
+	}
+	sync := os.NewFile(uintptr(syncFD), "sync")
 	s := &stub{sync: sync, enc: json.NewEncoder(sync), dec: json.NewDecoder(sync)}
 	var cfg stubConfig
 	if err := s.dec.Decode(&cfg); err != nil {
 		s.fail(fmt.Errorf("reading the stub configuration: %w", err))
 		return 1
 	}
-	var err error
+	if cfg.ExtraFDs != syncFD-3 {
+		s.fail(fmt.Errorf("the configuration passes %d descriptors, the sync socket is at %d", cfg.ExtraFDs, syncFD))
+		return 1
+	}
 	if cfg.Exec {
 		err = s.exec(&cfg)
 	} else {
@@ -222,6 +251,7 @@ func (s *stub) prepare(cfg *stubConfig, p *specs.Process) (*execution, error) {
 	if err != nil {
 		return nil, err
 	}
+	e.extraFDs = cfg.ExtraFDs
 	if p.Terminal {
 		if cfg.ConsoleFD < 0 {
 			return nil, errors.New("process.terminal: no console socket to send the terminal to")
