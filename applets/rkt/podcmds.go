@@ -421,6 +421,35 @@ func (c *cli) printStatus(p podInfo, format string) int {
 }
 
 func (c *cli) catManifest(vals flagValues, args []string) int {
+	pretty := vals.last("pretty-print", "true") == "true"
+	return c.forEachPod(vals, args, func(s *podStore, prefix string) error {
+		h, err := s.openPrefix(prefix)
+		if err != nil {
+			return err
+		}
+		m, err := readManifest(h.Path())
+		h.Close()
+		if err != nil {
+			return fmt.Errorf("pod %s: %w", h.UUID, err)
+		}
+		var b []byte
+		if pretty {
+			b, err = json.MarshalIndent(m, "", "\t")
+		} else {
+			b, err = json.Marshal(m)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.env.Stdout, "%s\n", b)
+		return nil
+	})
+}
+
+// forEachPod runs do for each pod UUID (or unique prefix) argument. It
+// goes on after a failure, which it reports; the status is the last
+// failure's, or 0.
+func (c *cli) forEachPod(vals flagValues, args []string, do func(s *podStore, prefix string) error) int {
 	uuids, err := uuidArgs(vals, args)
 	if err != nil {
 		return c.usageError(err)
@@ -431,28 +460,9 @@ func (c *cli) catManifest(vals flagValues, args []string) int {
 	}
 	status := 0
 	for _, u := range uuids {
-		h, err := s.openPrefix(u)
-		if err != nil {
+		if err := do(s, u); err != nil {
 			status = c.fail(err)
-			continue
 		}
-		m, err := readManifest(h.Path())
-		h.Close()
-		if err != nil {
-			status = c.fail(fmt.Errorf("pod %s: %w", h.UUID, err))
-			continue
-		}
-		var b []byte
-		if vals.last("pretty-print", "true") == "true" {
-			b, err = json.MarshalIndent(m, "", "\t")
-		} else {
-			b, err = json.Marshal(m)
-		}
-		if err != nil {
-			status = c.fail(err)
-			continue
-		}
-		fmt.Fprintf(c.env.Stdout, "%s\n", b)
 	}
 	return status
 }
@@ -542,21 +552,7 @@ func (c *cli) gc(vals flagValues, args []string) int {
 
 // rm deletes pods that are not running, at once.
 func (c *cli) rm(vals flagValues, args []string) int {
-	uuids, err := uuidArgs(vals, args)
-	if err != nil {
-		return c.usageError(err)
-	}
-	s, err := c.pods()
-	if err != nil {
-		return c.fail(err)
-	}
-	status := 0
-	for _, u := range uuids {
-		if err := c.rmOne(s, u); err != nil {
-			status = c.fail(err)
-		}
-	}
-	return status
+	return c.forEachPod(vals, args, c.rmOne)
 }
 
 func (c *cli) rmOne(s *podStore, prefix string) error {

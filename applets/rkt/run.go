@@ -443,40 +443,28 @@ func (c *cli) orphanRunning(h *podHandle, rt *podRuntime) bool {
 }
 
 func (c *cli) stop(vals flagValues, args []string) int {
-	uuids, err := uuidArgs(vals, args)
-	if err != nil {
-		return c.usageError(err)
-	}
-	s, err := c.pods()
-	if err != nil {
-		return c.fail(err)
-	}
 	sig := syscall.SIGTERM
 	if vals.bool("force") {
 		sig = syscall.SIGKILL
 	}
-	status := 0
-	for _, u := range uuids {
-		h, err := s.openPrefix(u)
+	return c.forEachPod(vals, args, func(s *podStore, prefix string) error {
+		h, err := s.openPrefix(prefix)
 		if err != nil {
-			status = c.fail(err)
-			continue
+			return err
 		}
+		defer h.Close()
 		info := c.inspect(h)
 		if info.State != stateRunning || info.Runtime == nil {
-			status = c.fail(fmt.Errorf("pod %s: %w (%s)", h.UUID, errNotRunning, info.State))
-			h.Close()
-			continue
+			return fmt.Errorf("pod %s: %w (%s)", h.UUID, errNotRunning, info.State)
 		}
 		for _, a := range info.Runtime.Apps {
 			if ctr, err := container.Load(stateRoot(h.Path()), a.ContainerID, c.log); err == nil {
 				ctr.Signal(sig, true)
 			}
 		}
-		h.Close()
 		fmt.Fprintf(c.env.Stdout, "%q\n", h.UUID)
-	}
-	return status
+		return nil
+	})
 }
 
 func (c *cli) enter(vals flagValues, args []string) int {

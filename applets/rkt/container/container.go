@@ -583,20 +583,31 @@ func (c *Container) State() (specs.State, error) {
 	return s, nil
 }
 
+// lockRecord locks the container's state directory and rereads its
+// record (another process may have changed it); unlock releases the lock.
+func (c *Container) lockRecord() (rec *record, unlock func(), err error) {
+	unlock, err = lockDir(c.dir, c.rec.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, err = readRecord(c.dir, c.rec.ID)
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	c.rec = rec
+	return rec, unlock, nil
+}
+
 // Start lets a created container's init execve its process, and runs the
 // poststart hooks. It returns once the process has been executed (or the
 // init reported why it could not).
 func (c *Container) Start() error {
-	unlock, err := lockDir(c.dir, c.rec.ID)
+	rec, unlock, err := c.lockRecord()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	rec, err := readRecord(c.dir, c.rec.ID)
-	if err != nil {
-		return err
-	}
-	c.rec = rec
 	if st := rec.status(); st != specs.StateCreated {
 		return fmt.Errorf("container %q is %s, not created: cannot start it", rec.ID, st)
 	}
@@ -739,16 +750,11 @@ func exitCode(st *os.ProcessState) int {
 // hooks, removes its cgroup and its state. A running container is refused
 // unless force, which kills it first.
 func (c *Container) Delete(force bool) error {
-	unlock, err := lockDir(c.dir, c.rec.ID)
+	rec, unlock, err := c.lockRecord()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	rec, err := readRecord(c.dir, c.rec.ID)
-	if err != nil {
-		return err
-	}
-	c.rec = rec
 	st := rec.status()
 	t0 := time.Now()
 	defer func() { c.log.Debug("container deleted", "id", rec.ID, "took", time.Since(t0)) }()
@@ -824,16 +830,11 @@ func (c *Container) Pause() error { return c.setPaused(true) }
 func (c *Container) Resume() error { return c.setPaused(false) }
 
 func (c *Container) setPaused(paused bool) error {
-	unlock, err := lockDir(c.dir, c.rec.ID)
+	rec, unlock, err := c.lockRecord()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	rec, err := readRecord(c.dir, c.rec.ID)
-	if err != nil {
-		return err
-	}
-	c.rec = rec
 	want := specs.StateRunning
 	if !paused {
 		want = statePaused
