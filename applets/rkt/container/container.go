@@ -189,19 +189,11 @@ func Create(ctx context.Context, o Options) (c *Container, err error) {
 		return nil, fmt.Errorf("linux.namespaces: %w", err)
 	}
 	defer closeJoin()
-	if f, ok := join[unix.CLONE_NEWNS]; ok {
-		cfg.MountNSFD = len(files)
-		files = append(files, f)
+	files, closeConsole, err := passMountNSAndConsole(&cfg, files, join, spec.Process.Terminal, o.ConsoleSocket)
+	if err != nil {
+		return nil, err
 	}
-	if spec.Process.Terminal {
-		conn, err := dialUnix(o.ConsoleSocket)
-		if err != nil {
-			return nil, err
-		}
-		defer conn.Close()
-		cfg.ConsoleFD = len(files)
-		files = append(files, conn)
-	}
+	defer closeConsole()
 	hooks := spec.Hooks
 	cfg.ParentHooks = hooks != nil && len(hooks.Prestart)+len(hooks.CreateRuntime) > 0
 
@@ -461,6 +453,28 @@ func listenUnix(path string) (*os.File, error) {
 		return nil, fmt.Errorf("listening on the start socket: %w", err)
 	}
 	return os.NewFile(uintptr(fd), path), nil
+}
+
+// passMountNSAndConsole appends to the stub's files the mount namespace
+// it must join (if any) and, for a process with a terminal, a connection
+// to the console socket, and records their numbers in cfg. closeConsole
+// releases the parent's end of the connection.
+func passMountNSAndConsole(cfg *stubConfig, files []*os.File, join map[int]*os.File, terminal bool, consoleSocket string) (_ []*os.File, closeConsole func(), err error) {
+	if f, ok := join[unix.CLONE_NEWNS]; ok {
+		cfg.MountNSFD = len(files)
+		files = append(files, f)
+	}
+	closeConsole = func() {}
+	if terminal {
+		conn, err := dialUnix(consoleSocket)
+		if err != nil {
+			return nil, nil, err
+		}
+		closeConsole = func() { conn.Close() }
+		cfg.ConsoleFD = len(files)
+		files = append(files, conn)
+	}
+	return files, closeConsole, nil
 }
 
 func dialUnix(path string) (*os.File, error) {

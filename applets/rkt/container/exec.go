@@ -117,19 +117,11 @@ func (c *Container) Exec(ctx context.Context, o ExecOptions) (*Process, error) {
 	files := stubFiles(o.Stdin, o.Stdout, o.Stderr, o.ExtraFiles, childEnd)
 	cfg := stubConfig{Exec: true, Spec: spec, Process: o.Process, Rootfs: rec.Rootfs, Seccomp: prog,
 		ExtraFDs: len(o.ExtraFiles), StartFD: -1, MountNSFD: -1, ConsoleFD: -1, State: rec.state(specs.StateRunning)}
-	if f, ok := join[unix.CLONE_NEWNS]; ok {
-		cfg.MountNSFD = len(files)
-		files = append(files, f)
+	files, closeConsole, err := passMountNSAndConsole(&cfg, files, join, o.Process.Terminal, o.ConsoleSocket)
+	if err != nil {
+		return nil, err
 	}
-	if o.Process.Terminal {
-		conn, err := dialUnix(o.ConsoleSocket)
-		if err != nil {
-			return nil, err
-		}
-		defer conn.Close()
-		cfg.ConsoleFD = len(files)
-		files = append(files, conn)
-	}
+	defer closeConsole()
 	attr := &syscall.SysProcAttr{}
 	if fd, ok := cg.FD(); ok {
 		attr.UseCgroupFD, attr.CgroupFD = true, fd
