@@ -179,7 +179,7 @@ func (a *AppManifest) validate(volumes map[string]bool) error {
 			return fmt.Errorf("seccomp errno %q", s.Errno)
 		}
 		for _, c := range s.Syscalls {
-			if !syscallName.MatchString(c) {
+			if !syscallName().MatchString(c) {
 				return fmt.Errorf("seccomp: %q is not a syscall name", c)
 			}
 		}

@@ -10,14 +10,15 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // acName is rkt's (appc's) name syntax for apps, volumes and ports.
-var acName = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+var acName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`) })
 
 // checkName validates an app or volume name.
 func checkName(what, name string) error {
-	if !acName.MatchString(name) {
+	if !acName().MatchString(name) {
 		return fmt.Errorf("invalid %s name %q: want lower-case letters, digits and single dashes between them", what, name)
 	}
 	return nil
@@ -167,12 +168,12 @@ var quantitySuffixes = map[string]*big.Rat{
 	"Ei": big.NewRat(1<<60, 1),
 }
 
-var quantityRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?|\.[0-9]+)([a-zA-Z]*)$`)
+var quantityRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?|\.[0-9]+)([a-zA-Z]*)$`) })
 
 // parseQuantity parses a Kubernetes quantity ("128M", "1.5Gi", "500m") and
 // returns it multiplied by scale, rounded up to an integer.
 func parseQuantity(s string, scale int64) (int64, error) {
-	m := quantityRE.FindStringSubmatch(s)
+	m := quantityRE().FindStringSubmatch(s)
 	if m == nil {
 		return 0, fmt.Errorf("%q is not a quantity like 512M, 1Gi or 500m", s)
 	}
@@ -298,7 +299,7 @@ type SeccompOverride struct {
 	Syscalls []string `json:"syscalls"` // names, or sets like @rkt/default-whitelist
 }
 
-var syscallName = regexp.MustCompile(`^(@[a-z0-9-]+/[a-z0-9-]+|[a-z_][a-z0-9_]*)$`)
+var syscallName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(@[a-z0-9-]+/[a-z0-9-]+|[a-z_][a-z0-9_]*)$`) })
 
 // parseSeccomp parses `mode=retain|remove[,errno=ENAME],SYSCALL[,SYSCALL…]`.
 func parseSeccomp(s string) (SeccompOverride, error) {
@@ -322,7 +323,7 @@ func parseSeccomp(s string) (SeccompOverride, error) {
 		case ok:
 			return SeccompOverride{}, fmt.Errorf("--seccomp %q: unknown key %q", s, key)
 		default:
-			if !syscallName.MatchString(f) {
+			if !syscallName().MatchString(f) {
 				return SeccompOverride{}, fmt.Errorf("--seccomp %q: %q is not a syscall name or set", s, f)
 			}
 			if f[0] == '@' && !slices.Contains(syscallSets, f) {
@@ -411,12 +412,14 @@ func parseDNS(s string) (string, error) {
 	return a.String(), nil
 }
 
-var hostnameRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$`)
+var hostnameRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$`)
+})
 
 // checkHostname validates --hostname (RFC 1123, at most 64 bytes as the
 // kernel allows).
 func checkHostname(s string) error {
-	if len(s) > 64 || !hostnameRE.MatchString(s) {
+	if len(s) > 64 || !hostnameRE().MatchString(s) {
 		return fmt.Errorf("--hostname %q: not a valid host name", s)
 	}
 	return nil

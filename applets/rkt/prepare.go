@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/corebox/corebox/applets/rkt/image"
@@ -46,7 +47,7 @@ func (c *cli) resolveImage(store *image.Store, ref string) (image.Image, error) 
 	return img, nil
 }
 
-var notNameChars = regexp.MustCompile(`[^a-z0-9]+`)
+var notNameChars = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^a-z0-9]+`) })
 
 // appNameFor derives an app name from an image reference as rkt does from
 // an image name: its last path element without tag or digest.
@@ -60,7 +61,7 @@ func appNameFor(ref string) string {
 		base = base[:i]
 	}
 	base = strings.TrimSuffix(strings.TrimSuffix(base, ".tar"), ".oci")
-	n := strings.Trim(notNameChars.ReplaceAllString(strings.ToLower(base), "-"), "-")
+	n := strings.Trim(notNameChars().ReplaceAllString(strings.ToLower(base), "-"), "-")
 	if n == "" {
 		n = "app"
 	}

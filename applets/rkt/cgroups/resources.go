@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -142,7 +143,7 @@ func limitV2(v int64) string {
 	return strconv.FormatInt(v, 10)
 }
 
-var pageSizeRE = regexp.MustCompile(`^[1-9][0-9]*[KMG]B$`)
+var pageSizeRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[1-9][0-9]*[KMG]B$`) })
 
 func planV1(h Host, r *specs.LinuxResources, p *plan) error {
 	if m := r.Memory; m != nil {
@@ -252,7 +253,7 @@ func planV1(h Host, r *specs.LinuxResources, p *plan) error {
 		}
 	}
 	for _, hp := range r.HugepageLimits {
-		if !pageSizeRE.MatchString(hp.Pagesize) {
+		if !pageSizeRE().MatchString(hp.Pagesize) {
 			return fmt.Errorf("hugepage size %q: want a size like 2MB or 1GB", hp.Pagesize)
 		}
 		v := strconv.FormatUint(hp.Limit, 10)
@@ -392,7 +393,7 @@ func planV2(r *specs.LinuxResources, p *plan) error {
 		}
 	}
 	for _, hp := range r.HugepageLimits {
-		if !pageSizeRE.MatchString(hp.Pagesize) {
+		if !pageSizeRE().MatchString(hp.Pagesize) {
 			return fmt.Errorf("hugepage size %q: want a size like 2MB or 1GB", hp.Pagesize)
 		}
 		p.writes = append(p.writes, hugetlbV2(hp.Pagesize, strconv.FormatUint(hp.Limit, 10))...)

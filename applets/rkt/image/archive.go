@@ -9,11 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
 )
 
 // layoutMember matches the members of an OCI layout tar that are read:
 // oci-layout, index.json and blobs/ALG/HEX (and their directories).
-var layoutMember = regexp.MustCompile(`^(oci-layout|index\.json|blobs/?|blobs/[a-z0-9]+/?|blobs/[a-z0-9]+/[a-f0-9]{32,128})$`)
+var layoutMember = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(oci-layout|index\.json|blobs/?|blobs/[a-z0-9]+/?|blobs/[a-z0-9]+/[a-f0-9]{32,128})$`)
+})
 
 // unpackLayoutArchive writes the OCI layout in tar file p into the empty
 // directory dir. Only the layout's own members are written (others, like
@@ -43,7 +46,7 @@ func unpackLayoutArchive(ctx context.Context, p, dir string) error {
 		if len(name) > 2 && name[:2] == "./" {
 			name = name[2:]
 		}
-		if !layoutMember.MatchString(name) {
+		if !layoutMember().MatchString(name) {
 			continue
 		}
 		target := filepath.Join(dir, name)

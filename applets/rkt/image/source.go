@@ -6,6 +6,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 )
@@ -63,7 +64,7 @@ func (s Source) String() string {
 
 // refNameChars is the grammar of org.opencontainers.image.ref.name
 // (image-spec annotations.md), which also admits full image names.
-var refNameChars = regexp.MustCompile(`^[A-Za-z0-9]+(?:(?:[-._:@+/]|--)[A-Za-z0-9]+)*$`)
+var refNameChars = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9]+(?:(?:[-._:@+/]|--)[A-Za-z0-9]+)*$`) })
 
 // ParseSource parses a fetch reference:
 //
@@ -109,7 +110,7 @@ func ParseSource(ref string, insecure bool) (Source, error) {
 				if _, err := name.NewTag(tag); err != nil {
 					return Source{}, fmt.Errorf("image reference %q: %q is not an image name: %w", ref, tag, err)
 				}
-			} else if !refNameChars.MatchString(tag) {
+			} else if !refNameChars().MatchString(tag) {
 				return Source{}, fmt.Errorf("image reference %q: %q is not a valid ref.name", ref, tag)
 			}
 		}
