@@ -11,7 +11,9 @@
 //     the same way.
 //
 // Each level runs for a warm-up that is not counted, then for -duration.
-// It prints one markdown table per operation (and writes them to -out):
+// With -rounds N each system is measured N times, alternating corebox and
+// etcd (a fresh cluster each time), and each level's table row is the run
+// with the median throughput. It prints one markdown table per operation (and writes them to -out):
 // throughput, p50 and p99 latency of both, and their ratios; then the
 // members' CPU time per operation, and a note on the machine, including
 // how busy it was with other work during the measurement.
@@ -49,6 +51,7 @@ func main() {
 	var clients string
 	flag.StringVar(&clients, "clients", "1,16,64,256", "comma-separated `list` of concurrent client counts")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time of each level and operation")
+	flag.IntVar(&o.rounds, "rounds", 1, "measure each system this many `times`, alternating corebox and etcd, and report each level's median run (by ops/s)")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "time before each measurement that is not counted")
 	flag.StringVar(&o.corebox, "corebox", "/tmp/corebox", "the corebox `binary` (build it with: CGO_ENABLED=0 go build -trimpath -o /tmp/corebox .)")
 	flag.StringVar(&o.etcd, "etcd", "/usr/bin/etcd", "the etcd 3.4 `binary` (Debian: apt-get install etcd-server)")
@@ -68,6 +71,10 @@ func main() {
 		}
 		o.clients = append(o.clients, n)
 	}
+	if o.rounds < 1 {
+		fmt.Fprintln(os.Stderr, "bench/registry: -rounds must be at least 1")
+		os.Exit(2)
+	}
 	if o.duration <= 0 || o.warmup < 0 {
 		fmt.Fprintln(os.Stderr, "bench/registry: -duration must be positive and -warmup not negative")
 		os.Exit(2)
@@ -85,6 +92,7 @@ func main() {
 
 type options struct {
 	clients           []int
+	rounds            int
 	duration, warmup  time.Duration
 	corebox, etcd     string
 	out, dir, command string
@@ -102,7 +110,7 @@ const (
 // level's load and its stragglers, and the stops.
 func (o options) totalTimeout() time.Duration {
 	perLevel := 2 * (o.warmup + o.duration + requestTimeout + 5*time.Second)
-	return 2 * (startTimeout + stopTimeout + time.Duration(len(o.clients))*perLevel)
+	return time.Duration(o.rounds) * 2 * (startTimeout + stopTimeout + time.Duration(len(o.clients))*perLevel)
 }
 
 // flavor is one implementation of the registry under test.
@@ -182,19 +190,25 @@ func run(ctx context.Context, o options) error {
 		{"corebox", func(a []string) []string { return append([]string{o.corebox, "etcd"}, a...) }},
 		{"etcd", func(a []string) []string { return append(append([]string{o.etcd}, a...), "--enable-v2") }},
 	}
+	runs := map[string][]results{}
+	for round := 0; round < o.rounds; round++ {
+		for _, f := range flavors {
+			r, err := bench(ctx, o, f, filepath.Join(tmp, fmt.Sprintf("%s-%d", f.name, round)))
+			if err != nil {
+				switch {
+				case errors.Is(ctx.Err(), context.DeadlineExceeded):
+					err = fmt.Errorf("%w (the run's bound, -timeout %v, was reached)", err, timeout)
+				case ctx.Err() != nil:
+					err = fmt.Errorf("%w (interrupted)", err)
+				}
+				return fmt.Errorf("%s: %w", f.name, err)
+			}
+			runs[f.name] = append(runs[f.name], r)
+		}
+	}
 	all := map[string]results{}
 	for _, f := range flavors {
-		r, err := bench(ctx, o, f, filepath.Join(tmp, f.name))
-		if err != nil {
-			switch {
-			case errors.Is(ctx.Err(), context.DeadlineExceeded):
-				err = fmt.Errorf("%w (the run's bound, -timeout %v, was reached)", err, timeout)
-			case ctx.Err() != nil:
-				err = fmt.Errorf("%w (interrupted)", err)
-			}
-			return fmt.Errorf("%s: %w", f.name, err)
-		}
-		all[f.name] = r
+		all[f.name] = medianRun(runs[f.name])
 	}
 	var busy []string
 	for _, f := range flavors {
@@ -216,6 +230,34 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	return nil
+}
+
+// medianRun picks, for each operation and client count, the measure of
+// the run with the median throughput (the lower middle one for an even
+// count), so that one disturbed run does not decide the table.
+func medianRun(runs []results) results {
+	out := results{opPut: {}, opGet: {}}
+	for _, p := range []op{opPut, opGet} {
+		for n := range runs[0][p] {
+			ms := make([]measure, 0, len(runs))
+			for _, r := range runs {
+				ms = append(ms, r[p][n])
+			}
+			slices.SortFunc(ms, func(a, b measure) int { return cmpFloat(a.rate(), b.rate()) })
+			out[p][n] = ms[(len(ms)-1)/2]
+		}
+	}
+	return out
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 // bench starts a cluster of f in dir, measures every level, and stops it.
@@ -687,8 +729,8 @@ func describeMachine(ctx context.Context, o options, dataDir string) []string {
 		fmt.Sprintf("data dirs: %s, on %s (%s); the load generator runs on the same machine", filepath.Dir(dataDir)+"/", dev, fstype),
 		fmt.Sprintf("corebox: `%s` (%s, raft-boltdb, fsync on); etcd: `%s` (%s, `--enable-v2`)",
 			o.corebox, version(o.corebox, "--version"), o.etcd, version(o.etcd, "--version")),
-		fmt.Sprintf("3 members each on 127.0.0.1, one cluster at a time; each level: %v warm-up (not counted), then %v measured; bench built with %s",
-			o.warmup, o.duration, runtime.Version()),
+		fmt.Sprintf("3 members each on 127.0.0.1, one cluster at a time; each level: %v warm-up (not counted), then %v measured; %d round(s), corebox and etcd alternating, each row the median round by ops/s; bench built with %s",
+			o.warmup, o.duration, o.rounds, runtime.Version()),
 	}
 }
 
