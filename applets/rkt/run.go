@@ -467,6 +467,17 @@ func (c *cli) stop(vals flagValues, args []string) int {
 	})
 }
 
+// defaultShell is what enter runs without a command: /bin/bash as rkt did,
+// when the app's root has one, else /bin/sh.
+func defaultShell(root string) string {
+	if p, err := securejoin.SecureJoin(root, "/bin/bash"); err == nil {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			return "/bin/bash"
+		}
+	}
+	return "/bin/sh"
+}
+
 func (c *cli) enter(vals flagValues, args []string) int {
 	if len(args) == 0 {
 		return c.usageError(fmt.Errorf("no pod UUID given"))
@@ -500,13 +511,13 @@ func (c *cli) enter(vals flagValues, args []string) int {
 		return c.fail(fmt.Errorf("pod %s has no app %q", h.UUID, name))
 	}
 	a := info.Manifest.Apps[i]
-	cmd := args[1:]
-	if len(cmd) == 0 {
-		cmd = []string{"/bin/sh"}
-	}
 	ctr, err := container.Load(stateRoot(h.Path()), appContainerID(h.UUID, name), c.log)
 	if err != nil {
 		return c.fail(err)
+	}
+	cmd := args[1:]
+	if len(cmd) == 0 {
+		cmd = []string{defaultShell(ctr.Spec().Root.Path)}
 	}
 	stdio, closeStdio, err := c.stdioFiles()
 	if err != nil {

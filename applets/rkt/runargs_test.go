@@ -1,6 +1,8 @@
 package rkt
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -144,4 +146,19 @@ func FuzzCheckUUIDPrefix(f *testing.F) {
 			t.Fatalf("checkUUIDPrefix(%q) = %q", s, p)
 		}
 	})
+}
+
+func TestDefaultShell(t *testing.T) {
+	withBash := t.TempDir()
+	os.MkdirAll(filepath.Join(withBash, "usr/bin"), 0o755)
+	os.WriteFile(filepath.Join(withBash, "usr/bin/bash"), []byte("#!"), 0o755)
+	os.Symlink("usr/bin", filepath.Join(withBash, "bin"))
+	escaping := t.TempDir()
+	os.MkdirAll(filepath.Join(escaping, "bin"), 0o755)
+	os.Symlink("/bin/busybox", filepath.Join(escaping, "bin/bash")) // resolved inside the root: missing there
+	for root, want := range map[string]string{withBash: "/bin/bash", escaping: "/bin/sh", t.TempDir(): "/bin/sh"} {
+		if got := defaultShell(root); got != want {
+			t.Errorf("defaultShell(%s) = %s, want %s", root, got, want)
+		}
+	}
 }
