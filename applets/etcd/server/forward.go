@@ -285,8 +285,8 @@ type queuedReply struct {
 }
 
 // serveStream answers one follower's stream until it closes. Proposals go
-// to raft as they arrive (raft batches them); the replies are written in
-// order by a second goroutine.
+// to the batcher as they arrive; the replies are written in order by a
+// second goroutine.
 func (s *Server) serveStream(c net.Conn) {
 	defer c.Close()
 	queue := make(chan queuedReply, 4096)
@@ -360,7 +360,12 @@ func (s *Server) applyForwarded(entry []byte) func() []byte {
 	}
 	done := s.submit(entry)
 	return func() []byte {
-		p := <-done
+		var p proposed
+		select {
+		case p = <-done:
+		case <-s.stop: // the batcher is gone: nobody will answer
+			p = proposed{err: errLeaderElection()}
+		}
 		if p.err == nil {
 			select { // let the followers learn the commit index now
 			case s.nudge <- p.index:
