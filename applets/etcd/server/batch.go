@@ -51,12 +51,14 @@ func (s *Server) batches() {
 		select {
 		case first = <-s.proposals:
 		case <-s.stop:
+			s.refuseQueued()
 			return
 		}
 		select {
 		case s.inflight <- struct{}{}:
 		case <-s.stop:
 			first.done <- proposed{err: errLeaderElection()}
+			s.refuseQueued()
 			return
 		}
 		batch := []*proposal{first}
@@ -81,6 +83,18 @@ func (s *Server) batches() {
 		}
 		f := s.raft.Apply(data, 5*time.Second)
 		go s.finishBatch(f, batch)
+	}
+}
+
+// refuseQueued answers the proposals still queued when the member stops.
+func (s *Server) refuseQueued() {
+	for {
+		select {
+		case p := <-s.proposals:
+			p.done <- proposed{err: errLeaderElection()}
+		default:
+			return
+		}
 	}
 }
 
