@@ -189,6 +189,14 @@ func TestImageCommands(t *testing.T) {
 	if r = rktIn(t, dir, "image", "cat-manifest", id[7:19]); !strings.Contains(r.stdout, `"layers"`) {
 		t.Errorf("image cat-manifest: %s%s", r.stdout, r.stderr)
 	}
+	// A pod of an image given by ID names its app after the image's name.
+	if r = rktIn(t, dir, "prepare", id); r.code != 0 {
+		t.Errorf("prepare by ID: %d %s", r.code, r.stderr)
+	} else if l := rktIn(t, dir, "list", "--no-legend"); len(strings.Fields(l.stdout)) < 2 || strings.Fields(l.stdout)[1] != "layout" {
+		t.Errorf("the app of a pod prepared by image ID is not named after the image (localhost/layout:v1):\n%s", l.stdout)
+	} else {
+		rktIn(t, dir, "rm", strings.TrimSpace(r.stdout))
+	}
 	tarPath := filepath.Join(t.TempDir(), "img.tar")
 	if r = rktIn(t, dir, "image", "export", id, tarPath); r.code != 0 {
 		t.Errorf("image export: %s", r.stderr)

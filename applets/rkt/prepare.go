@@ -103,11 +103,13 @@ func (c *cli) buildManifest(store *image.Store, req *runRequest, uuid string) (*
 			return nil, fmt.Errorf("image %s: %w", r.Image, err)
 		}
 		a := AppManifest{Name: r.Name, Image: ImageRef{Name: r.Image, ID: img.ID}}
-		if a.Name == "" {
-			a.Name = appNameFor(r.Image)
-		}
 		if len(img.Names) > 0 && !isFetchRef(r.Image) {
 			a.Image.Name = img.Names[0]
+		}
+		if a.Name == "" {
+			// From the image's name: an image given by ID is named as
+			// the store knows it.
+			a.Name = appNameFor(a.Image.Name)
 		}
 		// The command: --exec replaces the entrypoint and the image's
 		// cmd; arguments after "--" replace the cmd.
