@@ -157,6 +157,15 @@ func countedAsFailure(err *Error, uncounted ...int) *Error {
 	return err
 }
 
+// lookupWritable finds an existing node a command may change: any but
+// the root, which is read-only.
+func (s *Store) lookupWritable(key string) (*node, *Error) {
+	if key == "/" {
+		return nil, NewError(EcodeRootROnly, "/", s.index)
+	}
+	return s.lookup(key)
+}
+
 // lookup finds the node at the clean path p: 100 names the first missing
 // element, 104 the key on the way that is not a directory.
 func (s *Store) lookup(p string) (*node, *Error) {
@@ -274,10 +283,7 @@ func (s *Store) create(key string, dir bool, value string, unique, replace bool,
 
 // update changes an existing key's value and TTL, or a directory's TTL.
 func (s *Store) update(c *Command, key string, exp time.Time) (*Event, *Error) {
-	if key == "/" {
-		return nil, NewError(EcodeRootROnly, "/", s.index)
-	}
-	n, err := s.lookup(key)
+	n, err := s.lookupWritable(key)
 	if err != nil {
 		return nil, err
 	}
@@ -308,10 +314,7 @@ func (s *Store) update(c *Command, key string, exp time.Time) (*Event, *Error) {
 }
 
 func (s *Store) compareAndSwap(c *Command, key string, exp time.Time) (*Event, *Error) {
-	if key == "/" {
-		return nil, NewError(EcodeRootROnly, "/", s.index)
-	}
-	n, err := s.lookup(key)
+	n, err := s.lookupWritable(key)
 	if err != nil {
 		return nil, err
 	}
@@ -340,10 +343,7 @@ func (s *Store) compareAndSwap(c *Command, key string, exp time.Time) (*Event, *
 
 // delete removes a key; a directory only with dir (empty) or recursive.
 func (s *Store) delete(key string, dir, recursive bool, now time.Time) (*Event, *Error) {
-	if key == "/" {
-		return nil, NewError(EcodeRootROnly, "/", s.index)
-	}
-	n, err := s.lookup(key)
+	n, err := s.lookupWritable(key)
 	if err != nil {
 		return nil, err
 	}
