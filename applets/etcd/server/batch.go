@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/corebox/corebox/applets/etcd/internal/wire"
+
 	"github.com/hashicorp/raft"
 )
 
@@ -147,42 +149,39 @@ func encodeBatch(entries [][]byte) []byte {
 	for _, e := range entries {
 		n += binary.MaxVarintLen64 + len(e)
 	}
-	b := make([]byte, 0, n)
-	b = append(b, entryBatch)
-	b = binary.AppendUvarint(b, uint64(len(entries)))
-	for _, e := range entries {
-		b = binary.AppendUvarint(b, uint64(len(e)))
-		b = append(b, e...)
+	e := wire.Encoder{B: make([]byte, 0, n)}
+	e.Byte(entryBatch)
+	e.Uvarint(uint64(len(entries)))
+	for _, entry := range entries {
+		e.Bytes(entry)
 	}
-	return b
+	return e.B
 }
 
 // decodeBatch unpacks the body of an entryBatch (after its kind byte).
 // The entries alias body.
 func decodeBatch(body []byte) ([][]byte, error) {
-	count, n := binary.Uvarint(body)
-	if n <= 0 {
+	d := wire.Decoder{B: body}
+	count := d.Uvarint()
+	if d.Err != nil {
 		return nil, errors.New("batch: bad entry count")
 	}
-	body = body[n:]
-	if count == 0 || count > uint64(len(body)) {
-		return nil, fmt.Errorf("batch: %d entries in %d bytes", count, len(body))
+	if count == 0 || count > uint64(len(d.B)) {
+		return nil, fmt.Errorf("batch: %d entries in %d bytes", count, len(d.B))
 	}
 	entries := make([][]byte, 0, count)
 	for i := uint64(0); i < count; i++ {
-		size, n := binary.Uvarint(body)
-		if n <= 0 || size > uint64(len(body)-n) {
+		e := d.Bytes()
+		if d.Err != nil {
 			return nil, fmt.Errorf("batch: entry %d: bad length", i)
 		}
-		e := body[n : n+int(size)]
 		if len(e) == 0 || e[0] == entryBatch {
 			return nil, fmt.Errorf("batch: entry %d: empty or nested", i)
 		}
 		entries = append(entries, e)
-		body = body[n+int(size):]
 	}
-	if len(body) != 0 {
-		return nil, fmt.Errorf("batch: %d bytes after the last entry", len(body))
+	if len(d.B) != 0 {
+		return nil, fmt.Errorf("batch: %d bytes after the last entry", len(d.B))
 	}
 	return entries, nil
 }

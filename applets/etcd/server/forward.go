@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/corebox/corebox/applets/etcd/internal/wire"
+
 	"github.com/hashicorp/raft"
 
 	"github.com/corebox/corebox/applets/etcd/store"
@@ -96,8 +98,8 @@ func encodeOutcome(p proposed) []byte {
 		}
 		errJSON, _ = json.Marshal(se)
 	}
-	b := []byte{outcomeApplied}
-	b = binary.AppendUvarint(b, p.index)
+	e := wire.Encoder{B: []byte{outcomeApplied}}
+	e.Uvarint(p.index)
 	var flags byte
 	if ev != nil {
 		flags |= 1
@@ -105,17 +107,17 @@ func encodeOutcome(p proposed) []byte {
 	if errJSON != nil {
 		flags |= 2
 	}
-	b = append(b, flags)
+	e.Byte(flags)
 	if ev != nil {
-		b = binary.AppendUvarint(b, uint64(ev.status))
-		b = binary.AppendUvarint(b, ev.etcdIndex)
-		b = appendBytes(b, []byte(ev.action))
-		b = appendBytes(b, ev.body)
+		e.Uvarint(uint64(ev.status))
+		e.Uvarint(ev.etcdIndex)
+		e.String(ev.action)
+		e.Bytes(ev.body)
 	}
 	if errJSON != nil {
-		b = appendBytes(b, errJSON)
+		e.Bytes(errJSON)
 	}
-	return b
+	return e.B
 }
 
 // decodeOutcome decodes what encodeOutcome wrote: the result and raft
@@ -138,32 +140,32 @@ func decodeOutcome(b []byte) (result, uint64, error) {
 	default:
 		return result{}, 0, fmt.Errorf("outcome of unknown kind %q", kind)
 	}
-	d := decoder{b: b}
-	index := d.uvarint()
-	flags := d.byte()
+	d := wire.Decoder{B: b}
+	index := d.Uvarint()
+	flags := d.Byte()
 	var r result
 	if flags&1 != 0 {
 		ev := &rendered{}
-		ev.status = int(d.uvarint())
-		ev.etcdIndex = d.uvarint()
-		ev.action = string(d.bytes())
-		ev.body = d.bytes()
+		ev.status = int(d.Uvarint())
+		ev.etcdIndex = d.Uvarint()
+		ev.action = d.String()
+		ev.body = d.Bytes()
 		r.rendered = ev
 	}
 	if flags&2 != 0 {
 		var se store.Error
-		if err := json.Unmarshal(d.bytes(), &se); err != nil && d.err == nil {
-			d.err = err
+		if err := json.Unmarshal(d.Bytes(), &se); err != nil {
+			d.Fail(err)
 		}
 		r.Err = &se
 	}
 	switch {
-	case d.err != nil:
-		return result{}, 0, fmt.Errorf("outcome: %w", d.err)
+	case d.Err != nil:
+		return result{}, 0, fmt.Errorf("outcome: %w", d.Err)
 	case flags&^3 != 0:
 		return result{}, 0, fmt.Errorf("outcome: unknown flags %#x", flags)
-	case len(d.b) != 0:
-		return result{}, 0, fmt.Errorf("outcome: %d bytes too many", len(d.b))
+	case len(d.B) != 0:
+		return result{}, 0, fmt.Errorf("outcome: %d bytes too many", len(d.B))
 	case r.rendered != nil && (r.rendered.status < 100 || r.rendered.status > 599):
 		return result{}, 0, fmt.Errorf("outcome: status %d", r.rendered.status)
 	}
@@ -196,58 +198,6 @@ func decodeReadIndex(b []byte) (uint64, error) {
 		return idx, nil
 	}
 	return 0, errors.New("read index: bad reply")
-}
-
-func appendBytes(b, p []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(len(p)))
-	return append(b, p...)
-}
-
-// decoder reads uvarints, bytes and byte strings, remembering the first
-// error.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errors.New("bad number")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) byte() byte {
-	if d.err != nil {
-		return 0
-	}
-	if len(d.b) == 0 {
-		d.err = errors.New("truncated")
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) bytes() []byte {
-	n := d.uvarint()
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(len(d.b)) {
-		d.err = errors.New("truncated")
-		return nil
-	}
-	p := d.b[:n]
-	d.b = d.b[n:]
-	return p
 }
 
 func writeFrame(w *bufio.Writer, head []byte, body []byte) error {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"time"
+
+	"github.com/corebox/corebox/applets/etcd/internal/wire"
 )
 
 // Command is one mutation as it travels in the raft log. Every input of
@@ -97,17 +99,17 @@ func (c Command) Marshal() ([]byte, error) {
 func (c *Command) encode() []byte {
 	flags := flagIf(c.Dir, flagDir) | flagIf(c.Refresh, flagRefresh) | flagIf(c.Recursive, flagRecursive) |
 		flagIf(c.Unique, flagUnique) | flagIf(c.PrevExist != nil, flagPrevExistSet) | flagIf(c.PrevExist != nil && *c.PrevExist, flagPrevExist)
-	e := encoder{b: make([]byte, 0, 32+len(c.Key)+len(c.Value)+len(c.PrevValue))}
-	e.byte(commandVersion)
-	e.byte(opCodes[c.Op])
-	e.byte(flags)
-	e.string(c.Key)
-	e.string(c.Value)
-	e.string(c.PrevValue)
-	e.uvarint(c.PrevIndex)
-	e.time(c.Expiration)
-	e.time(c.Time)
-	return e.b
+	e := wire.Encoder{B: make([]byte, 0, 32+len(c.Key)+len(c.Value)+len(c.PrevValue))}
+	e.Byte(commandVersion)
+	e.Byte(opCodes[c.Op])
+	e.Byte(flags)
+	e.String(c.Key)
+	e.String(c.Value)
+	e.String(c.PrevValue)
+	e.Uvarint(c.PrevIndex)
+	encodeTime(&e, c.Expiration)
+	encodeTime(&e, c.Time)
+	return e.B
 }
 
 func flagIf(set bool, flag byte) byte {
@@ -121,20 +123,20 @@ func flagIf(set bool, flag byte) byte {
 // unknown version, op or flag, a non-canonical or truncated field, or a
 // trailing byte is an error.
 func UnmarshalCommand(b []byte) (Command, error) {
-	d := decoder{b: b}
+	d := wire.Decoder{B: b}
 	var c Command
-	if v := d.byte(); d.err == nil && v != commandVersion {
+	if v := d.Byte(); d.Err == nil && v != commandVersion {
 		return Command{}, fmt.Errorf("store: command: unknown version %d", v)
 	}
-	code := d.byte()
-	flags := d.byte()
-	c.Key = d.string()
-	c.Value = d.string()
-	c.PrevValue = d.string()
-	c.PrevIndex = d.uvarint()
-	c.Expiration = d.time()
-	c.Time = d.time()
-	if err := d.end(); err != nil {
+	code := d.Byte()
+	flags := d.Byte()
+	c.Key = d.String()
+	c.Value = d.String()
+	c.PrevValue = d.String()
+	c.PrevIndex = d.Uvarint()
+	c.Expiration = decodeTime(&d)
+	c.Time = decodeTime(&d)
+	if err := d.End(); err != nil {
 		return Command{}, fmt.Errorf("store: command: %w", err)
 	}
 	op, ok := opNames[code]

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/corebox/corebox/applets/etcd/internal/wire"
 )
 
 const snapshotVersion = 1
@@ -26,69 +28,69 @@ func (s *Store) Snapshot() ([]byte, error) {
 }
 
 func encodeSnapshot(index uint64, counters [numCounters]uint64, root *node, events []*Event) []byte {
-	e := encoder{}
-	e.byte(snapshotVersion)
-	e.uvarint(index)
+	e := wire.Encoder{}
+	e.Byte(snapshotVersion)
+	e.Uvarint(index)
 	for _, c := range counters {
-		e.uvarint(c)
+		e.Uvarint(c)
 	}
 	encodeNode(&e, root)
-	e.uvarint(uint64(len(events)))
+	e.Uvarint(uint64(len(events)))
 	for _, ev := range events {
 		encodeEvent(&e, ev)
 	}
-	return e.b
+	return e.B
 }
 
-func encodeNode(e *encoder, n *node) {
+func encodeNode(e *wire.Encoder, n *node) {
 	if n.parent == nil {
-		e.string("")
+		e.String("")
 	} else {
-		e.string(n.name())
+		e.String(n.name())
 	}
-	e.uvarint(n.createdIndex)
-	e.uvarint(n.modifiedIndex)
-	e.time(n.expire)
+	e.Uvarint(n.createdIndex)
+	e.Uvarint(n.modifiedIndex)
+	encodeTime(e, n.expire)
 	if !n.isDir() {
-		e.byte(0)
-		e.string(n.value)
+		e.Byte(0)
+		e.String(n.value)
 		return
 	}
-	e.byte(1)
+	e.Byte(1)
 	names := make([]string, 0, len(n.children))
 	for name := range n.children {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	e.uvarint(uint64(len(names)))
+	e.Uvarint(uint64(len(names)))
 	for _, name := range names {
 		encodeNode(e, n.children[name])
 	}
 }
 
-func encodeEvent(e *encoder, ev *Event) {
-	e.byte(opCodes[ev.Action])
-	e.byte(flagIf(ev.Refresh, 1) | flagIf(ev.PrevNode != nil, 2))
+func encodeEvent(e *wire.Encoder, ev *Event) {
+	e.Byte(opCodes[ev.Action])
+	e.Byte(flagIf(ev.Refresh, 1) | flagIf(ev.PrevNode != nil, 2))
 	encodeEventNode(e, ev.Node)
 	if ev.PrevNode != nil {
 		encodeEventNode(e, ev.PrevNode)
 	}
 }
 
-func encodeEventNode(e *encoder, n *Node) {
-	e.byte(flagIf(n.Dir, 1) | flagIf(n.Value != nil, 2))
-	e.string(n.Key)
+func encodeEventNode(e *wire.Encoder, n *Node) {
+	e.Byte(flagIf(n.Dir, 1) | flagIf(n.Value != nil, 2))
+	e.String(n.Key)
 	if n.Value != nil {
-		e.string(*n.Value)
+		e.String(*n.Value)
 	}
 	var exp time.Time
 	if n.Expiration != nil {
 		exp = *n.Expiration
 	}
-	e.time(exp)
-	e.varint(n.TTL)
-	e.uvarint(n.ModifiedIndex)
-	e.uvarint(n.CreatedIndex)
+	encodeTime(e, exp)
+	e.Varint(n.TTL)
+	e.Uvarint(n.ModifiedIndex)
+	e.Uvarint(n.CreatedIndex)
 }
 
 // Restore replaces the store's content with a snapshot. The decoder is
@@ -125,38 +127,38 @@ type snapshot struct {
 }
 
 func decodeSnapshot(b []byte) (*snapshot, error) {
-	d := decoder{b: b}
-	if v := d.byte(); d.err == nil && v != snapshotVersion {
+	d := wire.Decoder{B: b}
+	if v := d.Byte(); d.Err == nil && v != snapshotVersion {
 		return nil, fmt.Errorf("unknown snapshot version %d", v)
 	}
-	st := &snapshot{index: d.uvarint()}
+	st := &snapshot{index: d.Uvarint()}
 	for i := range st.counters {
-		st.counters[i] = d.uvarint()
+		st.counters[i] = d.Uvarint()
 	}
 	st.root = decodeNode(&d, st, nil)
-	if d.err == nil {
+	if d.Err == nil {
 		if !st.root.isDir() || !st.root.expire.IsZero() || st.root.createdIndex != 0 || st.root.modifiedIndex != 0 {
-			d.fail(errors.New("root must be a permanent directory at index 0"))
+			d.Fail(errors.New("root must be a permanent directory at index 0"))
 		}
 	}
-	n := d.uvarint()
-	if d.err == nil && n > historyCapacity {
-		d.fail(fmt.Errorf("%d history events, more than %d", n, historyCapacity))
+	n := d.Uvarint()
+	if d.Err == nil && n > historyCapacity {
+		d.Fail(fmt.Errorf("%d history events, more than %d", n, historyCapacity))
 	}
-	for i := uint64(0); i < n && d.err == nil; i++ {
+	for i := uint64(0); i < n && d.Err == nil; i++ {
 		ev := decodeEvent(&d)
-		if d.err != nil {
+		if d.Err != nil {
 			break
 		}
 		if n > st.index || ev.index() != st.index-n+1+i {
-			d.fail(fmt.Errorf("history event %d has index %d, not one of the last %d indexes up to the store index %d", i, ev.index(), n, st.index))
+			d.Fail(fmt.Errorf("history event %d has index %d, not one of the last %d indexes up to the store index %d", i, ev.index(), n, st.index))
 		}
 		st.events = append(st.events, ev)
 	}
-	if d.err == nil && n == 0 && st.index != 0 {
-		d.fail(fmt.Errorf("empty history at index %d", st.index))
+	if d.Err == nil && n == 0 && st.index != 0 {
+		d.Fail(fmt.Errorf("empty history at index %d", st.index))
 	}
-	if err := d.end(); err != nil {
+	if err := d.End(); err != nil {
 		return nil, err
 	}
 	heap.Init(&st.ttl)
@@ -166,67 +168,67 @@ func decodeSnapshot(b []byte) (*snapshot, error) {
 	return st, nil
 }
 
-func decodeNode(d *decoder, st *snapshot, parent *node) *node {
-	name := d.string()
-	created := d.uvarint()
-	modified := d.uvarint()
-	exp := d.time()
-	kind := d.byte()
-	if d.err != nil {
+func decodeNode(d *wire.Decoder, st *snapshot, parent *node) *node {
+	name := d.String()
+	created := d.Uvarint()
+	modified := d.Uvarint()
+	exp := decodeTime(d)
+	kind := d.Byte()
+	if d.Err != nil {
 		return nil
 	}
 	p := "/"
 	if parent != nil {
 		if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
-			d.fail(fmt.Errorf("bad name %q in %s", name, parent.path))
+			d.Fail(fmt.Errorf("bad name %q in %s", name, parent.path))
 			return nil
 		}
 		p = strings.TrimSuffix(parent.path, "/") + "/" + name
 		if created == 0 {
-			d.fail(fmt.Errorf("%s: created at index 0", p))
+			d.Fail(fmt.Errorf("%s: created at index 0", p))
 			return nil
 		}
 	} else if name != "" {
-		d.fail(fmt.Errorf("root named %q", name))
+		d.Fail(fmt.Errorf("root named %q", name))
 		return nil
 	}
 	if created > modified || modified > st.index {
-		d.fail(fmt.Errorf("%s: created at %d, modified at %d, store at %d", p, created, modified, st.index))
+		d.Fail(fmt.Errorf("%s: created at %d, modified at %d, store at %d", p, created, modified, st.index))
 		return nil
 	}
 	var n *node
 	switch kind {
 	case 0:
-		n = newFile(p, d.string(), created, parent, exp)
+		n = newFile(p, d.String(), created, parent, exp)
 		n.modifiedIndex = modified
 	case 1:
 		if created != modified {
-			d.fail(fmt.Errorf("directory %s: created at %d, modified at %d", p, created, modified))
+			d.Fail(fmt.Errorf("directory %s: created at %d, modified at %d", p, created, modified))
 			return nil
 		}
 		n = newDir(p, created, parent, exp)
-		count := d.uvarint()
-		for i := uint64(0); i < count && d.err == nil; i++ {
+		count := d.Uvarint()
+		for i := uint64(0); i < count && d.Err == nil; i++ {
 			c := decodeNode(d, st, n)
-			if d.err != nil {
+			if d.Err != nil {
 				break
 			}
 			if _, dup := n.children[c.name()]; dup {
-				d.fail(fmt.Errorf("%s: duplicate child %q", p, c.name()))
+				d.Fail(fmt.Errorf("%s: duplicate child %q", p, c.name()))
 				break
 			}
 			n.children[c.name()] = c
 		}
 	default:
-		d.fail(fmt.Errorf("%s: bad node kind %d", p, kind))
+		d.Fail(fmt.Errorf("%s: bad node kind %d", p, kind))
 		return nil
 	}
-	if d.err != nil {
+	if d.Err != nil {
 		return nil
 	}
 	if !exp.IsZero() {
 		if exp.Before(minExpireTime) {
-			d.fail(fmt.Errorf("%s: expiration %v before 2000", p, exp))
+			d.Fail(fmt.Errorf("%s: expiration %v before 2000", p, exp))
 			return nil
 		}
 		n.heapIndex = len(st.ttl)
@@ -235,19 +237,19 @@ func decodeNode(d *decoder, st *snapshot, parent *node) *node {
 	return n
 }
 
-func decodeEvent(d *decoder) *Event {
-	code := d.byte()
-	flags := d.byte()
-	if d.err != nil {
+func decodeEvent(d *wire.Decoder) *Event {
+	code := d.Byte()
+	flags := d.Byte()
+	if d.Err != nil {
 		return nil
 	}
 	ev := &Event{Action: opNames[code]}
 	if ev.Action == "" {
-		d.fail(fmt.Errorf("bad event action code %d", code))
+		d.Fail(fmt.Errorf("bad event action code %d", code))
 		return nil
 	}
 	if flags&^3 != 0 {
-		d.fail(fmt.Errorf("bad event flags %#x", flags))
+		d.Fail(fmt.Errorf("bad event flags %#x", flags))
 		return nil
 	}
 	ev.Refresh = flags&1 != 0
@@ -255,32 +257,32 @@ func decodeEvent(d *decoder) *Event {
 	if flags&2 != 0 {
 		ev.PrevNode = decodeEventNode(d)
 	}
-	if d.err != nil {
+	if d.Err != nil {
 		return nil
 	}
 	if k := ev.Node.Key; k == "" || cleanPath(k) != k {
-		d.fail(fmt.Errorf("event key %q is not a clean key", k))
+		d.Fail(fmt.Errorf("event key %q is not a clean key", k))
 		return nil
 	}
 	ev.EtcdIndex = ev.index()
 	return ev
 }
 
-func decodeEventNode(d *decoder) *Node {
-	flags := d.byte()
-	if d.err == nil && flags&^3 != 0 {
-		d.fail(fmt.Errorf("bad event node flags %#x", flags))
+func decodeEventNode(d *wire.Decoder) *Node {
+	flags := d.Byte()
+	if d.Err == nil && flags&^3 != 0 {
+		d.Fail(fmt.Errorf("bad event node flags %#x", flags))
 	}
-	n := &Node{Dir: flags&1 != 0, Key: d.string()}
+	n := &Node{Dir: flags&1 != 0, Key: d.String()}
 	if flags&2 != 0 {
-		v := d.string()
+		v := d.String()
 		n.Value = &v
 	}
-	if exp := d.time(); !exp.IsZero() {
+	if exp := decodeTime(d); !exp.IsZero() {
 		n.Expiration = &exp
 	}
-	n.TTL = d.varint()
-	n.ModifiedIndex = d.uvarint()
-	n.CreatedIndex = d.uvarint()
+	n.TTL = d.Varint()
+	n.ModifiedIndex = d.Uvarint()
+	n.CreatedIndex = d.Uvarint()
 	return n
 }
