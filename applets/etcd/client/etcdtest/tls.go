@@ -19,6 +19,8 @@ import (
 // NewTLS makes a CA, a server certificate for 127.0.0.1 and a client
 // certificate, all signed by that CA, in the test's temporary directory.
 // With clientCertAuth the members will require the client certificate.
+// The server certificate is good for client authentication too, so that
+// members can use it on the peer port, where they dial each other.
 func NewTLS(t testing.TB, clientCertAuth bool) *TLS {
 	t.Helper()
 	dir := t.TempDir()
@@ -40,7 +42,7 @@ func NewTLS(t testing.TB, clientCertAuth bool) *TLS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	issue := func(serial int64, name string, usage x509.ExtKeyUsage) (certFile, keyFile string) {
+	issue := func(serial int64, name string, usage ...x509.ExtKeyUsage) (certFile, keyFile string) {
 		key := newKey(t)
 		tmpl := &x509.Certificate{
 			SerialNumber: big.NewInt(serial),
@@ -48,7 +50,7 @@ func NewTLS(t testing.TB, clientCertAuth bool) *TLS {
 			NotBefore:    time.Now().Add(-time.Hour),
 			NotAfter:     time.Now().Add(24 * time.Hour),
 			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+			ExtKeyUsage:  usage,
 			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 			DNSNames:     []string{"localhost"},
 		}
@@ -68,7 +70,7 @@ func NewTLS(t testing.TB, clientCertAuth bool) *TLS {
 	}
 	caFile := filepath.Join(dir, "ca.crt")
 	writePEM(t, caFile, "CERTIFICATE", caDER)
-	serverCert, serverKey := issue(2, "server", x509.ExtKeyUsageServerAuth)
+	serverCert, serverKey := issue(2, "server", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
 	clientCert, clientKey := issue(3, "client", x509.ExtKeyUsageClientAuth)
 
 	pair, err := tls.LoadX509KeyPair(clientCert, clientKey)
